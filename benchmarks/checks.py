@@ -1,0 +1,105 @@
+"""Cross-field checks of a suite: names that must exist, slots that must be bound, no cycles.
+
+Raised errors are plain ``ValueError`` with a dotted field path first; pydantic turns them into
+validation errors and :func:`benchmarks.suite.load_suite` prefixes the file name.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from benchmarks.suite import Suite
+
+
+def _need(name: str, known, where: str, what: str) -> None:
+    if name not in known:
+        raise ValueError(f"{where}: unknown {what} '{name}' (expected one of {sorted(known)})")
+
+
+def cross_check(suite: "Suite") -> None:
+    from lightning_wm.agents import AGENTS
+    from lightning_wm.envs import ENVS
+    from lightning_wm.transfer import CALLBACKS
+
+    for tname, task in suite.tasks.items():
+        _need(task.env, ENVS, f"tasks.{tname}.env", "env")
+    for sname, src in suite.sources.items():
+        _need(src.agent, AGENTS, f"sources.{sname}.agent", "agent")
+        for i, t in enumerate(src.tasks):
+            _need(t, suite.tasks, f"sources.{sname}.tasks.{i}", "task")
+        for slot, other in src.uses.items():
+            _need(other, suite.sources, f"sources.{sname}.uses.{slot}", "source")
+        _check_callbacks(src.callbacks, set(src.uses), f"sources.{sname}", CALLBACKS)
+    for mname, m in suite.methods.items():
+        _need(m.agent, AGENTS, f"methods.{mname}.agent", "agent")
+        _check_callbacks(m.callbacks, set(m.uses), f"methods.{mname}", CALLBACKS)
+    _need(suite.baseline, suite.methods, "baseline", "method")
+    if suite.methods[suite.baseline].uses:
+        raise ValueError(f"baseline: method '{suite.baseline}' consumes sources; a scratch baseline must not")
+    for i, tgt in enumerate(suite.targets):
+        _check_target(suite, i, tgt)
+    _check_profiles(suite)
+    check_no_cycle(suite)
+
+
+def _check_callbacks(callbacks, slots: set[str], where: str, registry) -> None:
+    for j, cb in enumerate(callbacks):
+        _need(cb.name, registry, f"{where}.callbacks.{j}.name", "callback")
+        if cb.source is not None and cb.source not in slots:
+            raise ValueError(f"{where}.callbacks.{j}.source: slot '{cb.source}' is not declared "
+                             f"in {where}.uses (expected one of {sorted(slots)})")
+
+
+def _check_target(suite: "Suite", i: int, tgt) -> None:
+    where = f"targets.{i}"
+    _need(tgt.task, suite.tasks, f"{where}.task", "task")
+    for slot, src in tgt.sources.items():
+        _need(src, suite.sources, f"{where}.sources.{slot}", "source")
+    transfer = False
+    for j, mname in enumerate(tgt.methods):
+        _need(mname, suite.methods, f"{where}.methods.{j}", "method")
+        for slot in suite.methods[mname].uses:
+            if slot not in tgt.sources:
+                raise ValueError(f"{where}.sources: method '{mname}' needs slot '{slot}'; "
+                                 f"bind it as '{slot}: <source name>'")
+        transfer |= bool(suite.methods[mname].uses)
+    if transfer and suite.baseline not in tgt.methods:
+        raise ValueError(f"{where}.methods: a transfer target must also run the baseline "
+                         f"'{suite.baseline}' (paired scratch run)")
+
+
+def _check_profiles(suite: "Suite") -> None:
+    _need(suite.default_profile, suite.profiles, "default_profile", "profile")
+    roles = {s.budget for s in suite.sources.values()} | {m.budget for m in suite.methods.values()}
+    target_tasks = {t.task for t in suite.targets}
+    for pname, prof in suite.profiles.items():
+        for role in sorted(roles):
+            if role not in prof.budgets:
+                raise ValueError(f"profiles.{pname}.budgets: missing budget '{role}' "
+                                 f"(expected '{role}: <env steps>')")
+        for role, steps in prof.budgets.items():
+            if steps <= 0:
+                raise ValueError(f"profiles.{pname}.budgets.{role}: expected a positive step count")
+        for j, t in enumerate(prof.tasks or []):
+            _need(t, target_tasks, f"profiles.{pname}.tasks.{j}", "target task")
+        for j, m in enumerate(prof.methods or []):
+            _need(m, suite.methods, f"profiles.{pname}.methods.{j}", "method")
+
+
+def check_no_cycle(suite: "Suite") -> None:
+    """Sources may consume other sources; a cycle among them can never run."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join(path[path.index(name):] + [name])
+            raise ValueError(f"sources: dependency cycle {cycle}")
+        state[name] = 1
+        for other in suite.sources[name].uses.values():
+            visit(other, path + [name])
+        state[name] = 2
+
+    for name in suite.sources:
+        visit(name, [])

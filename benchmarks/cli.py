@@ -1,0 +1,179 @@
+"""``python -m benchmarks``: list, run, report, regress, validate.
+
+Exit codes: 0 success; 1 a run failed or a regression was found; 2 bad input (suite, result file
+or arguments), with a message naming the file and field.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.results import ResultError
+from benchmarks.suite import SuiteError
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+
+def progress_line(text: str) -> None:
+    """Progress goes to stderr, one line at a time, so stdout stays a clean summary."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def _names(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="Transfer-learning benchmarks for world-model RL agents.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="suites, tasks, methods, profiles and rough cost",
+                   description="List suites with their tasks, methods, profiles and rough cost.")
+    r = sub.add_parser("run", help="run a suite (sources, targets, paired baselines)",
+                       description="Run a suite: train sources, then targets and their paired "
+                                   "scratch baselines; skip finished runs, resume interrupted ones.")
+    r.add_argument("suite", help="suite name (suites/NAME.yaml) or a path to a suite YAML")
+    r.add_argument("--profile", help="budget profile (default: the suite's default_profile)")
+    r.add_argument("--tasks", type=_names, help="comma-separated target tasks")
+    r.add_argument("--methods", type=_names, help="comma-separated methods")
+    r.add_argument("--seeds", type=_ints, help="comma-separated seeds")
+    r.add_argument("--out", type=Path, default=Path("runs"), help="output root (default: runs/)")
+    r.add_argument("--launcher", choices=("local", "ray"), default="local")
+    r.add_argument("--workers", type=int, default=1, help="local: parallel runs (processes)")
+    r.add_argument("--ray-address", help="ray: cluster address (default: start a local Ray)")
+    r.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs requested per run")
+    r.add_argument("--accelerator", help="override the profile's accelerator (cpu, gpu, auto)")
+    r.add_argument("--devices", default="1", help="devices per run (Lightning)")
+    r.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    rep = sub.add_parser("report", help="leaderboard (markdown + JSON) and plots from a results dir",
+                         description="Write leaderboard.md, leaderboard.json and learning-curve PNGs.")
+    rep.add_argument("dir", type=Path)
+    rep.add_argument("--out", type=Path, help="where to write (default: DIR)")
+    g = sub.add_parser("regress", help="nightly verdict: current runs against a baseline set",
+                       description="Exit 1 when a learning or speed regression is found, else 0.")
+    g.add_argument("--baseline", type=Path, required=True)
+    g.add_argument("--current", type=Path, required=True)
+    g.add_argument("--speed-factor", type=float, default=1.5,
+                   help="throughput drop counted as a regression (default 1.5x)")
+    v = sub.add_parser("validate", help="check a suite YAML, a result file or a results dir",
+                       description="Validate a suite YAML, a record.json, a curve.csv or a directory of results.")
+    v.add_argument("path")
+    return p
+
+
+def cmd_list(args) -> int:
+    from benchmarks.graph import expand
+    from benchmarks.suite import load_suite, suite_names
+    for name in suite_names():
+        suite = load_suite(name)
+        print(f"{suite.name}: {suite.description}")
+        print(f"  tasks:   {', '.join(suite.tasks)}")
+        print(f"  methods: {', '.join(suite.methods)}  (baseline: {suite.baseline})")
+        for pname, prof in suite.profiles.items():
+            runs = expand(suite, pname)
+            steps = sum(r.budget for r in runs)
+            cost = f", ~{prof.estimated_minutes:g} min" if prof.estimated_minutes else ""
+            mark = " (default)" if pname == suite.default_profile else ""
+            print(f"  profile {pname}{mark}: {len(runs)} runs, {steps:,} env steps, "
+                  f"{prof.accelerator}{cost}. {prof.description}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from benchmarks.graph import expand
+    from benchmarks.launchers import run_graph
+    from benchmarks.runner import ExecOptions, blocked_record, existing
+    from benchmarks.suite import load_suite
+
+    suite = load_suite(args.suite)
+    specs = expand(suite, args.profile, args.tasks, args.methods, args.seeds)
+    for spec in specs:
+        existing(args.out, spec)  # a corrupt record stops the run before anything is written
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, progress_line)
+    launcher = _launcher(args, opts)
+    profile = specs[0].profile if specs else args.profile
+    print(f"{suite.name}/{profile}: {len(specs)} runs -> {args.out}", flush=True)
+    t0 = time.monotonic()
+
+    def on_done(spec, record, n, total):
+        extra = f" ({record.error.splitlines()[0]})" if record.error else ""
+        print(f"[{n}/{total}] {record.status:9s} {spec.run_id}  {record.env_steps} steps "
+              f"{record.wall_time_s:.1f}s{extra}", flush=True)
+
+    records = run_graph(specs, launcher, lambda s, why: blocked_record(args.out, s, why), on_done)
+    bad = [r for r in records if r.status != "completed"]
+    print(f"done in {time.monotonic() - t0:.0f}s: {len(records) - len(bad)} completed, "
+          f"{len(bad)} failed or blocked")
+    if not args.no_report:
+        from benchmarks.report import write_report
+        for path in write_report(args.out / suite.name / profile):
+            print(f"wrote {path}")
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def _launcher(args, opts):
+    if args.launcher == "ray":
+        from benchmarks.launchers.ray import RayLauncher
+        return RayLauncher(opts, args.ray_address, num_gpus=args.gpus_per_run)
+    from benchmarks.launchers.local import LocalLauncher
+    return LocalLauncher(opts, args.workers)
+
+
+def cmd_report(args) -> int:
+    from benchmarks.report import write_report
+    for path in write_report(args.dir, args.out):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_regress(args) -> int:
+    from benchmarks.regress import main_regress
+    return main_regress(args.baseline, args.current, args.speed_factor, sys.stdout)
+
+
+def cmd_validate(args) -> int:
+    from benchmarks import results
+    from benchmarks.suite import load_suite
+    path = Path(args.path)
+    if path.suffix in (".yaml", ".yml"):
+        suite = load_suite(path)
+        print(f"{path}: valid suite '{suite.name}' ({len(suite.targets)} targets, "
+              f"{len(suite.profiles)} profiles)")
+    elif path.is_dir():
+        problems = results.validate_results(path)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            return EXIT_INPUT
+        print(f"{path}: {len(results.run_dirs(path))} runs, all valid")
+    elif path.suffix == ".csv":
+        results.read_curve(path)
+        print(f"{path}: valid curve")
+    else:
+        results.read_record(path)
+        print(f"{path}: valid record")
+    return EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "regress": cmd_regress,
+            "validate": cmd_validate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (SuiteError, ResultError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT

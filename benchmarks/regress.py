@@ -1,0 +1,173 @@
+"""Regression check: a fresh result set (current) against a committed one (baseline).
+
+Cells are (suite, task, method); source runs form cells too, checked for failures and speed.
+
+* learning regression: the bootstrap CI of mean(current) - mean(baseline) of the suite's primary
+  metric over seeds (AUC unless the suite says ``final``; AUC when the suite cannot be loaded)
+  lies entirely below zero. Needs at least ``MIN_SEEDS`` completed runs per side, because with
+  one run per side the interval collapses to the raw difference and any noise would fail.
+* speed regression: mean throughput (env steps / s of completed runs) falls below
+  baseline / ``speed_factor``.
+* failure: a seed completed in the baseline has no completed run in current.
+* cells on one side only are listed as missing, which is not a failure.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, TextIO
+
+import numpy as np
+
+from benchmarks.report import SuiteFacts, as_facts, run_scores
+from benchmarks.results import ResultError, RunResult, load_results
+from benchmarks.suite import Suite, load_suite
+from lightning_wm.metrics import Interval, difference_ci, mean
+
+MIN_SEEDS = 2
+
+
+@dataclass(frozen=True)
+class Row:
+    cell: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    diff: Interval | None
+    verdict: str
+    regressed: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rows: list[Row]
+    regressed: bool
+
+
+def _cells(results: list[RunResult]) -> dict:
+    cells = defaultdict(list)
+    for r in results:
+        rec = r.record
+        cells[(rec.suite, rec.task, rec.method, rec.kind)].append(r)
+    return cells
+
+
+def _done(runs: list[RunResult]) -> list[RunResult]:
+    return [r for r in runs if r.record.status == "completed"]
+
+
+def _name(key: tuple) -> str:
+    suite, task, method, kind = key
+    return f"{suite}/{task}/{method}" + (" [source]" if kind == "source" else "")
+
+
+def _failures(name: str, base: list, cur: list) -> Row | None:
+    lost = {r.record.seed for r in _done(base)} - {r.record.seed for r in _done(cur)}
+    lost &= {r.record.seed for r in cur}   # seeds absent from current are "missing", not failed
+    if not lost:
+        return None
+    why = sorted({r.record.status for r in cur if r.record.seed in lost and r.record.status != "completed"})
+    return Row(name, "status", len(_done(base)), len(_done(cur)), None,
+               f"run failed ({'/'.join(why)}; seeds {sorted(lost)})", True)
+
+
+def _learning(name: str, base: list, cur: list, facts: SuiteFacts, confidence: float,
+              seed: int, reps: int) -> Row:
+    metric = facts.primary
+    b = [run_scores(r, facts)[metric] for r in _done(base) if r.curve is not None]
+    c = [run_scores(r, facts)[metric] for r in _done(cur) if r.curve is not None]
+    bm = float(np.mean(b)) if b else None
+    cm = float(np.mean(c)) if c else None
+    if min(len(b), len(c)) < MIN_SEEDS:
+        return Row(name, metric, bm, cm, None, f"not compared (< {MIN_SEEDS} seeds a side)")
+    ci = difference_ci(np.array(c)[:, None], np.array(b)[:, None], statistic=mean,
+                       reps=reps, confidence=confidence, seed=seed)
+    if ci.high < 0:
+        return Row(name, metric, bm, cm, ci, "REGRESSION: learning", True)
+    return Row(name, metric, bm, cm, ci, "ok")
+
+
+def _speed(name: str, base: list, cur: list, factor: float) -> Row | None:
+    b = [r.record.throughput for r in _done(base) if r.record.wall_time_s > 0]
+    c = [r.record.throughput for r in _done(cur) if r.record.wall_time_s > 0]
+    if not b or not c:
+        return None
+    bm, cm = float(np.mean(b)), float(np.mean(c))
+    if cm < bm / factor:
+        return Row(name, "env steps/s", bm, cm, None, f"REGRESSION: speed (> {factor}x slower)", True)
+    return Row(name, "env steps/s", bm, cm, None, "ok")
+
+
+def compare(baseline: list[RunResult], current: list[RunResult], speed_factor: float = 1.5,
+            confidence: float = 0.95, seed: int = 0, *,
+            facts: Mapping[str, SuiteFacts] | None = None, reps: int = 2000) -> Verdict:
+    """Compare two result sets (pure). ``facts`` maps suite name -> settings (default: AUC)."""
+    if speed_factor < 1:
+        raise ValueError(f"speed_factor must be >= 1, got {speed_factor}")
+    facts = facts or {}
+    base, cur = _cells(baseline), _cells(current)
+    rows: list[Row] = []
+    if baseline and not current:
+        rows.append(Row("(all)", "runs", len(baseline), 0, None, "no runs in current", True))
+    for key in sorted(set(base) | set(cur)):
+        name = _name(key)
+        if key not in cur or key not in base:
+            side = "current" if key not in cur else "baseline"
+            rows.append(Row(name, "-", None, None, None, f"missing in {side} (not a failure)"))
+            continue
+        b, c = base[key], cur[key]
+        failed = _failures(name, b, c)
+        rows += [failed] if failed else []
+        if key[3] == "target":
+            rows.append(_learning(name, b, c, facts.get(key[0], SuiteFacts()), confidence, seed, reps))
+        speed = _speed(name, b, c, speed_factor)
+        rows += [speed] if speed else []
+    return Verdict(rows, any(r.regressed for r in rows))
+
+
+def _cell_text(x: float | int | None) -> str:
+    if x is None:
+        return "-"
+    return str(x) if isinstance(x, int) else f"{x:.4g}"
+
+
+def format_table(verdict: Verdict) -> str:
+    head = ["cell", "metric", "baseline", "current", "diff CI", "verdict"]
+    body = [[r.cell, r.metric, _cell_text(r.baseline), _cell_text(r.current),
+             f"{r.diff.point:+.4g} [{r.diff.low:+.4g}, {r.diff.high:+.4g}]" if r.diff else "-",
+             r.verdict] for r in verdict.rows]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)])
+
+
+def _load_facts(names: set[str], lookup: Callable, out: TextIO) -> dict[str, SuiteFacts]:
+    facts = {}
+    for name in sorted(names):
+        try:
+            facts[name] = as_facts(lookup(name))
+        except (ValueError, OSError) as e:   # SuiteError is a ValueError
+            print(f"note: suite '{name}' could not be loaded ({e}); comparing AUC", file=out)
+    return facts
+
+
+def main_regress(baseline_dir: Path | str, current_dir: Path | str, speed_factor: float = 1.5,
+                 out_stream: TextIO | None = None, *,
+                 suite_lookup: Callable[[str], Suite | SuiteFacts] = load_suite) -> int:
+    """Print the comparison table; 0 = no regression, 1 = regression, 2 = could not compare."""
+    import sys
+    out = out_stream or sys.stdout
+    try:
+        baseline, current = load_results(Path(baseline_dir)), load_results(Path(current_dir))
+    except ResultError as e:
+        print(f"error: {e}", file=out)
+        return 2
+    facts = _load_facts({r.record.suite for r in baseline + current}, suite_lookup, out)
+    verdict = compare(baseline, current, speed_factor, facts=facts)
+    print(format_table(verdict), file=out)
+    bad = sum(r.regressed for r in verdict.rows)
+    missing = sum(r.verdict.startswith("missing") for r in verdict.rows)
+    note = f"; {missing} cell(s) missing on one side (not a failure)" if missing else ""
+    print(f"\n{'REGRESSED: ' + str(bad) + ' row(s)' if bad else 'OK: no regression'}{note}", file=out)
+    return 1 if verdict.regressed else 0

@@ -1,0 +1,207 @@
+"""Execute one run of the graph: build env, agent and callbacks from factories, train, record.
+
+The runner never imports a concrete agent or env: it takes :class:`Factories`, so tests swap in
+fakes. A run's record is written as ``running`` before training, then ``completed`` (curve
+first, record last) or ``failed`` with its cause; a rerun skips completed runs with the same
+config hash and resumes a ``running`` one from its last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from benchmarks import provenance as prov
+from benchmarks.graph import RunSpec
+from benchmarks.results import (RECORD, Provenance, RunRecord, SourceUse, atomic_write_text,
+                                read_record, write_curve, write_record)
+
+
+@dataclass(frozen=True)
+class Factories:
+    """How to build the pieces of a run; defaults come from the library's registries."""
+    make_agent: Callable[..., Any] = None     # (name, obs_shape, action_dim, discrete, config)
+    make_env: Callable[..., gym.Env] = None   # (env_id, options)
+    make_callback: Callable[..., Any] = None  # (name, args, sources: slot -> path)
+    train: Callable[..., Any] = None          # lightning_wm.training.train
+
+    @staticmethod
+    def default() -> "Factories":
+        from lightning_wm.agents import make_agent
+        from lightning_wm.envs import make_env
+        from lightning_wm.training import train
+        from lightning_wm.transfer import make_callback
+        return Factories(make_agent, make_env, make_callback, train)
+
+
+@dataclass
+class ExecOptions:
+    out_root: Path
+    devices: int | str = 1
+    strategy: str = "auto"
+    accelerator: str | None = None    # overrides the profile's
+    report: Callable[[str], None] | None = field(default=None)
+    in_worker: bool = False           # already inside a per-run process (see benchmarks.worker)
+
+    @property
+    def multi_process(self) -> bool:
+        """Strategies that start one process per device need a per-run entry point."""
+        return not self.in_worker and (str(self.strategy).startswith("ddp") or
+                                       (isinstance(self.devices, int) and self.devices > 1))
+
+
+def is_rank_zero() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def run_dir(out_root: Path, spec: RunSpec) -> Path:
+    return Path(out_root) / spec.suite / spec.profile / "runs" / spec.run_id
+
+
+def existing(out_root: Path, spec: RunSpec) -> RunRecord | None:
+    path = run_dir(out_root, spec) / RECORD
+    if not path.exists():
+        return None
+    record = read_record(path)  # a corrupt record raises, naming the file
+    return record if record.provenance.config_hash == spec.config_hash else None
+
+
+def _spaces(make_env, envs: list[dict]) -> tuple[tuple[int, ...], int, bool, list[tuple]]:
+    """Observation shape and action width an agent needs for all its tasks (padded to the max)."""
+    shapes, widths, discrete = [], [], set()
+    for e in envs:
+        env = make_env(e["env"], e["options"])
+        shapes.append(env.observation_space.shape)
+        space = env.action_space
+        discrete.add(isinstance(space, gym.spaces.Discrete))
+        widths.append(int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape)))
+        env.close()
+    if len(discrete) > 1:
+        raise ValueError("tasks mix discrete and continuous action spaces")
+    if len({len(s) for s in shapes}) > 1 or (len(shapes[0]) > 1 and len(set(shapes)) > 1):
+        raise ValueError(f"tasks have incompatible observation shapes {shapes}")
+    obs = (max(s[0] for s in shapes),) if len(shapes[0]) == 1 else shapes[0]
+    return obs, max(widths), discrete.pop(), shapes
+
+
+def _env_factory(make_env, envs: list[dict], obs_shape, action_dim: int, own_shapes):
+    from lightning_wm.envs.wrappers import PadSpaces
+    pad = len(obs_shape) == 1 and len(set(own_shapes)) > 1
+
+    def factory(task: int) -> gym.Env:
+        env = make_env(envs[task]["env"], envs[task]["options"])
+        if pad or (isinstance(env.action_space, gym.spaces.Box) and len(envs) > 1):
+            env = PadSpaces(env, obs_shape[0] if pad else None, action_dim)
+        return env
+    return factory
+
+
+def _sources(out_root: Path, spec: RunSpec) -> tuple[dict[str, str], list[SourceUse]]:
+    paths, uses = {}, []
+    root = Path(out_root) / spec.suite / spec.profile / "runs"
+    for slot, rid in spec.slots.items():
+        rec = read_record(root / rid / RECORD)
+        model = root / rid / "checkpoints" / "model.ckpt"
+        paths[slot] = str(model)
+        uses.append(SourceUse(slot=slot, run_id=rid, checkpoint_sha256=prov.sha256_file(model),
+                              env_steps=rec.env_steps, wall_time_s=rec.wall_time_s))
+    return paths, uses
+
+
+def _record(spec: RunSpec, status: str, provenance: Provenance, **kw) -> RunRecord:
+    return RunRecord(run_id=spec.run_id, suite=spec.suite, profile=spec.profile, kind=spec.kind,
+                     task=spec.task, tasks=spec.tasks, method=spec.name, seed=spec.seed,
+                     source_seed=spec.source_seed, baseline_run_id=spec.baseline_run_id,
+                     is_baseline=spec.is_baseline, status=status, budget=spec.budget,
+                     provenance=provenance, **kw)
+
+
+def _in_subprocess(spec: RunSpec, opts: ExecOptions) -> RunRecord:
+    folder = run_dir(opts.out_root, spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_file = folder / "spec.json"
+    atomic_write_text(spec_file, json.dumps(spec.to_dict(), indent=2))
+    cmd = [sys.executable, "-m", "benchmarks.worker", str(spec_file), str(opts.out_root),
+           str(opts.devices), opts.strategy, opts.accelerator or ""]
+    subprocess.run(cmd, check=False)
+    record = existing(opts.out_root, spec)
+    if record is None or record.status == "running":  # the worker died before recording
+        record = blocked_record(opts.out_root, spec, "worker process died", status="failed")
+    return record
+
+
+def blocked_record(out_root: Path, spec: RunSpec, why: str, status: str = "blocked") -> RunRecord:
+    p = Provenance(config_hash=spec.config_hash, git_commit=prov.git_commit(),
+                   packages=prov.package_versions(), python=prov.python_version(),
+                   platform=prov.machine(), started_at=prov.now())
+    record = _record(spec, status, p, error=why)
+    write_record(run_dir(out_root, spec), record)
+    return record
+
+
+def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None) -> RunRecord:
+    """Run ``spec`` to completion (or failure) and return its record; never raises for a run."""
+    f = factories or Factories.default()
+    done = existing(opts.out_root, spec)
+    if done is not None and done.status == "completed":
+        return done
+    if opts.multi_process:
+        return _in_subprocess(spec, opts)
+    write = write_record if is_rank_zero() else (lambda *a: None)
+    folder = run_dir(opts.out_root, spec)
+    p = Provenance(config_hash=spec.config_hash, git_commit=prov.git_commit(),
+                   packages=prov.package_versions(), python=prov.python_version(),
+                   platform=prov.machine(), started_at=prov.now())
+    write(folder, _record(spec, "running", p))
+    start = time.monotonic()
+    try:
+        paths, p.sources = _sources(opts.out_root, spec)
+        result, device = _train(spec, opts, f, paths, folder)
+    except Exception as e:  # isolate the failure: record it, let the suite go on
+        p.finished_at = prov.now()
+        cause = "".join(traceback.format_exception_only(type(e), e)).strip()
+        tail = "".join(traceback.format_tb(e.__traceback__)[-3:])
+        record = _record(spec, "failed", p, error=f"{cause}\n{tail}",
+                         wall_time_s=time.monotonic() - start)
+        write(folder, record)
+        return record
+    p.finished_at, p.resumed_from_step = prov.now(), result.resumed_from_step
+    if is_rank_zero():
+        write_curve(folder, result.steps, result.returns)
+    record = _record(spec, "completed", p, env_steps=result.env_steps, updates=result.updates,
+                     wall_time_s=result.wall_time_s, device=device,
+                     diagnostics=dict(getattr(result, "diagnostics", {}) or {}))
+    write(folder, record)
+    return record
+
+
+def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str], folder: Path):
+    import lightning as L
+    from lightning_wm.data.module import TrainingConfig
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    obs_shape, action_dim, discrete, own = _spaces(f.make_env, spec.envs)
+    L.seed_everything(spec.seed, verbose=False)
+    agent = f.make_agent(spec.agent, obs_shape, action_dim, discrete, spec.agent_config)
+    callbacks = [f.make_callback(cb["name"], {**cb["args"], **({"source": cb["source"]} if cb["source"] else {})}, paths)
+                 for cb in spec.callbacks]
+    accelerator = opts.accelerator or spec.accelerator
+    result = f.train(agent, _env_factory(f.make_env, spec.envs, obs_shape, action_dim, own),
+                     list(range(len(spec.envs))), action_dim, budget=spec.budget, seed=spec.seed,
+                     config=TrainingConfig(**spec.training), run_dir=folder, callbacks=callbacks,
+                     accelerator=accelerator, devices=opts.devices, strategy=opts.strategy,
+                     label=spec.run_id, report=opts.report)
+    return result, str(agent.device)

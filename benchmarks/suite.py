@@ -1,0 +1,173 @@
+"""Typed schema of ``suites/*.yaml``, validated at the boundary.
+
+A suite names its tasks (env + options), the source trainings that targets consume, the methods
+run on each target, seeds, budgets per profile, metrics and the papers' reference values. Any
+error raises :class:`SuiteError` naming the file, the field path and the expected form; nothing
+downstream ever sees an unvalidated dict.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+
+class SuiteError(ValueError):
+    """Bad suite file; message = 'file: field path: problem (expected form)'."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    env: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallbackSpec(_Strict):
+    name: str
+    source: str | None = None          # slot whose checkpoint this callback reads
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceSpec(_Strict):
+    """A training whose checkpoint targets consume (single- or multi-task)."""
+    agent: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[str] = Field(min_length=1)
+    callbacks: list[CallbackSpec] = Field(default_factory=list)
+    uses: dict[str, str] = Field(default_factory=dict)   # slot -> source name
+    budget: str = "source"
+    seeds: list[int] | None = None   # None: one source per target seed, paired
+
+
+class MethodSpec(_Strict):
+    description: str = ""
+    agent: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    callbacks: list[CallbackSpec] = Field(default_factory=list)
+    uses: list[str] = Field(default_factory=list)         # slots bound per target
+    budget: str = "target"
+
+
+class TargetSpec(_Strict):
+    task: str
+    methods: list[str] = Field(min_length=1)
+    sources: dict[str, str] = Field(default_factory=dict)  # slot -> source name
+
+
+class TrainingSpec(_Strict):
+    """How env interaction feeds updates; the same for every run of a profile."""
+    collect_every: int = Field(100, gt=0)       # env steps per collection phase
+    updates_per_collect: int = Field(10, ge=0)
+    prefill: int = Field(100, ge=0)              # random-policy env steps before training
+    batch_size: int = Field(32, gt=0)
+    eval_every: int = Field(500, gt=0)
+    eval_episodes: int = Field(5, gt=0)
+    checkpoint_every: int = Field(1000, gt=0)
+    replay_capacity: int = Field(100_000, gt=0)
+    num_envs: int = Field(1, gt=0)
+
+
+class ProfileSpec(_Strict):
+    description: str = ""
+    budgets: dict[str, int]
+    seeds: list[int] | None = None
+    tasks: list[str] | None = None           # subset of target tasks
+    methods: list[str] | None = None         # subset of methods
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
+    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    estimated_minutes: float | None = None   # rough cost shown by `list`
+
+
+class MetricsSpec(_Strict):
+    thresholds: dict[str, float] = Field(default_factory=dict)   # task -> return
+    early_fraction: float = Field(0.1, gt=0, le=1)
+    final_fraction: float = Field(0.1, gt=0, le=1)
+    primary: Literal["auc", "final"] = "auc"
+
+
+class ReferenceSpec(_Strict):
+    name: str
+    citation: str
+    metric: Literal["auc", "final", "jumpstart", "transfer_ratio"]
+    values: dict[str, dict[str, float]]      # task -> method -> value
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    tasks: dict[str, TaskSpec]
+    sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    methods: dict[str, MethodSpec]
+    baseline: str
+    targets: list[TargetSpec] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    profiles: dict[str, ProfileSpec]
+    default_profile: str
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    references: list[ReferenceSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> "Suite":
+        from benchmarks.checks import cross_check
+        cross_check(self)
+        return self
+
+    def profile(self, name: str | None) -> ProfileSpec:
+        name = name or self.default_profile
+        if name not in self.profiles:
+            raise SuiteError(f"{self.name}: unknown profile '{name}' (have {sorted(self.profiles)})")
+        return self.profiles[name]
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if p != "__root__") or "<root>"
+
+
+def _describe(err: dict) -> str:
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return "field required"
+    if err["type"] == "extra_forbidden":
+        return "unknown field (not part of the suite schema)"
+    return msg.removeprefix("Value error, ")
+
+
+def load_suite(path_or_name: str | Path) -> Suite:
+    """Load ``suites/<name>.yaml`` or a path; raise :class:`SuiteError` on any problem."""
+    path = resolve_suite_path(path_or_name)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise SuiteError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: <root>: expected a mapping of suite fields")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{path}: {_loc(err['loc'])}: {_describe(err)}" for err in e.errors()]
+        raise SuiteError("\n".join(lines)) from None
+
+
+def resolve_suite_path(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise SuiteError(f"{p}: no such suite file")
+        return p
+    candidate = SUITES_DIR / f"{p.name}.yaml"
+    if not candidate.exists():
+        known = ", ".join(suite_names()) or "none"
+        raise SuiteError(f"{path_or_name}: unknown suite (known: {known})")
+    return candidate
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))

@@ -1,0 +1,192 @@
+"""The collector: the only code that steps environments.
+
+It runs ``num_envs`` environment slots in lock-step under one batched policy, writes finished
+episodes to the replay, and evaluates greedy policies on separate environments. Every reset is
+seeded from ``(seed, slot, episode index)``, so collection is reproducible and a resumed run starts
+its next episodes exactly where the counters say.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import Any, Callable, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from lightning_wm.data.replay import EpisodeReplay
+
+EnvFactory = Callable[[int], gym.Env]  # task id -> a fresh env
+
+
+class Policy(Protocol):
+    def __call__(self, obs: np.ndarray, is_first: np.ndarray) -> np.ndarray:
+        """Batched observations -> batched action vectors (one-hot for discrete actions)."""
+
+
+def derive_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def to_env_action(space: gym.Space, vector: np.ndarray):
+    """An action vector (padded to the agent's width) -> what ``space`` accepts."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(np.argmax(vector[: space.n]))
+    if isinstance(space, gym.spaces.Box):
+        d = int(np.prod(space.shape))
+        return np.clip(vector[:d], space.low.ravel(), space.high.ravel()).reshape(space.shape).astype(space.dtype)
+    raise TypeError(f"unsupported action space {space}")
+
+
+def action_width(space: gym.Space) -> int:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise TypeError(f"unsupported action space {space}")
+
+
+def random_actions(rng: np.random.Generator, spaces: list[gym.Space], width: int) -> np.ndarray:
+    out = np.zeros((len(spaces), width), np.float32)
+    for i, space in enumerate(spaces):
+        if isinstance(space, gym.spaces.Discrete):
+            out[i, rng.integers(space.n)] = 1.0
+        else:
+            d = action_width(space)
+            out[i, :d] = rng.uniform(space.low.ravel(), space.high.ravel())
+    return out
+
+
+class _Slot:
+    """One environment slot: its env per task, the episode in flight."""
+
+    def __init__(self) -> None:
+        self.envs: dict[int, gym.Env] = {}
+        self.task = 0
+        self.obs: Any = None
+        self.steps: dict[str, list] = {}
+        self.ret = 0.0
+
+
+class Collector:
+    def __init__(self, make_env: EnvFactory, tasks: list[int], num_envs: int, action_dim: int,
+                 seed: int, task_sampling: str = "round_robin") -> None:
+        if task_sampling not in ("round_robin", "uniform"):
+            raise ValueError(f"task_sampling must be 'round_robin' or 'uniform', not {task_sampling!r}")
+        self.make_env, self.tasks = make_env, list(tasks)
+        self.action_dim, self.seed, self.task_sampling = action_dim, seed, task_sampling
+        self.slots = [_Slot() for _ in range(num_envs)]
+        self.episodes_started = 0
+        self.env_steps = 0
+        self.rng = np.random.default_rng(derive_seed(seed, 1))
+        self.eval_envs: dict[int, gym.Env] = {}
+
+    # -- episodes ---------------------------------------------------------------------------------
+    def _env(self, slot: _Slot, task: int) -> gym.Env:
+        if task not in slot.envs:
+            slot.envs[task] = self.make_env(task)
+        return slot.envs[task]
+
+    def _next_task(self) -> int:
+        if self.task_sampling == "uniform":
+            return self.tasks[int(self.rng.integers(len(self.tasks)))]
+        return self.tasks[self.episodes_started % len(self.tasks)]
+
+    def _begin(self, i: int, slot: _Slot) -> None:
+        slot.task = self._next_task()
+        env = self._env(slot, slot.task)
+        slot.obs, _ = env.reset(seed=derive_seed(self.seed, 2, i, self.episodes_started))
+        self.episodes_started += 1
+        slot.ret = 0.0
+        slot.steps = {"obs": [slot.obs], "action": [np.zeros(self.action_dim, np.float32)],
+                      "reward": [0.0], "is_first": [True], "is_terminal": [False]}
+
+    def collect(self, policy: Policy | None, n_steps: int, replay: EpisodeReplay) -> list[float]:
+        """Step every slot until ``n_steps`` env steps are done; ``policy=None`` acts randomly."""
+        returns: list[float] = []
+        done = 0
+        while done < n_steps:
+            first = np.zeros(len(self.slots), bool)
+            for i, slot in enumerate(self.slots):
+                if slot.obs is None:
+                    self._begin(i, slot)
+                    first[i] = True
+            active = self.slots[: min(len(self.slots), n_steps - done)]
+            spaces = [s.envs[s.task].action_space for s in active]
+            if policy is None:
+                actions = random_actions(self.rng, spaces, self.action_dim)
+            else:
+                obs = np.stack([s.obs for s in self.slots])
+                actions = policy(obs, first)[: len(active)]
+            for slot, space, vec in zip(active, spaces, actions):
+                r = self._step(slot, space, vec, replay)
+                if r is not None:
+                    returns.append(r)
+            done += len(active)
+        self.env_steps += done
+        return returns
+
+    def _step(self, slot: _Slot, space, vec: np.ndarray, replay: EpisodeReplay) -> float | None:
+        obs, reward, terminated, truncated, _ = slot.envs[slot.task].step(to_env_action(space, vec))
+        slot.ret += float(reward)
+        for key, value in (("obs", obs), ("action", np.asarray(vec, np.float32)),
+                           ("reward", float(reward)), ("is_first", False),
+                           ("is_terminal", bool(terminated))):
+            slot.steps[key].append(value)
+        slot.obs = obs
+        if not (terminated or truncated):
+            return None
+        replay.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task)
+        slot.obs = None
+        return slot.ret
+
+    def abandon_episodes(self) -> None:
+        """Drop the episodes in flight (on resume: they were not in the checkpoint)."""
+        for slot in self.slots:
+            slot.obs = None
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def evaluate(self, policy: Policy, task: int, episodes: int, index: int) -> float:
+        """Mean return of ``episodes`` greedy episodes on ``task``; seeds fixed by ``index``."""
+        if task not in self.eval_envs:
+            self.eval_envs[task] = self.make_env(task)
+        env = self.eval_envs[task]
+        total = 0.0
+        for e in range(episodes):
+            obs, _ = env.reset(seed=derive_seed(self.seed, 3, task, index, e))
+            first, done = True, False
+            while not done:
+                vec = policy(obs[None], np.array([first]))[0]
+                obs, reward, terminated, truncated, _ = env.step(to_env_action(env.action_space, vec))
+                total += float(reward)
+                first, done = False, terminated or truncated
+        return total / episodes
+
+    def close(self) -> None:
+        for env in [e for s in self.slots for e in s.envs.values()] + list(self.eval_envs.values()):
+            env.close()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"episodes_started": self.episodes_started, "env_steps": self.env_steps,
+                "rng": self.rng.bit_generator.state, "in_flight": self._in_flight()}
+
+    def _in_flight(self) -> bytes | None:
+        """The episodes in flight with their envs, when the envs can be pickled.
+
+        Pure-Python envs pickle, so a resumed run continues exactly where it stopped; simulators
+        that hold native handles (pybullet, ALE) don't, and their episodes restart on resume.
+        """
+        try:
+            return pickle.dumps([(s.envs, s.task, s.obs, s.steps, s.ret) for s in self.slots])
+        except Exception:  # noqa: BLE001 - any pickling failure just means "restart episodes"
+            return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.episodes_started = state["episodes_started"]
+        self.env_steps = state["env_steps"]
+        self.rng.bit_generator.state = state["rng"]
+        self.abandon_episodes()
+        if state.get("in_flight") is not None:
+            saved = pickle.loads(state["in_flight"])
+            if len(saved) == len(self.slots):
+                for slot, (envs, task, obs, steps, ret) in zip(self.slots, saved):
+                    slot.envs, slot.task, slot.obs, slot.steps, slot.ret = envs, task, obs, steps, ret

@@ -1,0 +1,80 @@
+"""Episodic replay with sequence sampling.
+
+Each stored step ``t`` holds ``obs_t``, the action that led to it (zeros on the first step), the
+reward received on arriving, and flags ``is_first`` / ``is_terminal``. A sequence of length 2 is
+thus one transition ``(obs_0, action_1, reward_1, is_terminal_1, obs_1)``; Dreamer-style agents
+take longer sequences. Only finished episodes are sampled, so a crash mid-episode loses at most the
+steps of the episodes in flight (and the collector starts fresh ones on resume).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
+
+
+class EpisodeReplay:
+    def __init__(self, capacity: int, balance_tasks: bool = True) -> None:
+        self.capacity = int(capacity)
+        self.balance_tasks = balance_tasks
+        self.episodes: deque[dict[str, np.ndarray]] = deque()
+        self.task_ids: deque[int] = deque()
+        self.num_steps = 0
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    def add_episode(self, episode: dict[str, np.ndarray], task_id: int = 0) -> None:
+        length = len(episode["reward"])
+        if any(len(episode[k]) != length for k in FIELDS):
+            raise ValueError("episode fields differ in length")
+        self.episodes.append({k: np.asarray(episode[k]) for k in FIELDS})
+        self.task_ids.append(int(task_id))
+        self.num_steps += length
+        while self.num_steps > self.capacity and len(self.episodes) > 1:
+            self.num_steps -= len(self.episodes.popleft()["reward"])
+            self.task_ids.popleft()
+
+    def can_sample(self, length: int) -> bool:
+        return any(len(ep["reward"]) >= length for ep in self.episodes)
+
+    def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> dict[str, np.ndarray]:
+        """``batch_size`` sequences of ``length`` steps from within episodes.
+
+        Episodes are drawn in proportion to their number of valid start points; with several
+        tasks and ``balance_tasks`` the task is drawn uniformly first, so every task is trained on
+        about equally often whatever its episode lengths.
+        """
+        lengths = np.array([len(ep["reward"]) for ep in self.episodes])
+        starts = np.maximum(lengths - length + 1, 0)
+        if starts.sum() == 0:
+            raise ValueError(f"no stored episode has {length} steps yet")
+        tasks = np.array(self.task_ids)
+        weights = starts.astype(np.float64)
+        if self.balance_tasks and len(np.unique(tasks[starts > 0])) > 1:
+            for task in np.unique(tasks[starts > 0]):
+                mask = tasks == task
+                weights[mask] /= weights[mask].sum()
+        chosen = rng.choice(len(self.episodes), size=batch_size, p=weights / weights.sum())
+        offsets = rng.integers(0, starts[chosen])
+        out = {k: [] for k in FIELDS}
+        for e, o in zip(chosen, offsets):
+            ep = self.episodes[e]
+            for k in FIELDS:
+                out[k].append(ep[k][o:o + length])
+        batch = {k: np.stack(v) for k, v in out.items()}
+        batch["task_id"] = np.repeat(tasks[chosen][:, None], length, axis=1)
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "episodes": list(self.episodes),
+                "task_ids": list(self.task_ids)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.capacity = state["capacity"]
+        self.episodes = deque(state["episodes"])
+        self.task_ids = deque(state["task_ids"])
+        self.num_steps = sum(len(ep["reward"]) for ep in self.episodes)

@@ -1,0 +1,51 @@
+"""Pure numpy metrics for learning curves and (runs x tasks) score matrices."""
+
+from lightning_wm.metrics.aggregate import (
+    Interval,
+    aggregate_table,
+    difference_ci,
+    iqm,
+    mean,
+    median,
+    optimality_gap,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
+from lightning_wm.metrics.curves import (
+    area_under_curve,
+    early_performance,
+    final_performance,
+    jumpstart,
+    mean_and_stderr,
+    normalise,
+    resample,
+    shift_curve,
+    threshold_reduction,
+    time_to_threshold,
+    transfer_ratio,
+)
+
+__all__ = [
+    "Interval",
+    "aggregate_table",
+    "area_under_curve",
+    "difference_ci",
+    "early_performance",
+    "final_performance",
+    "iqm",
+    "jumpstart",
+    "mean",
+    "mean_and_stderr",
+    "median",
+    "normalise",
+    "optimality_gap",
+    "probability_of_improvement",
+    "probability_of_improvement_ci",
+    "resample",
+    "shift_curve",
+    "stratified_bootstrap_ci",
+    "threshold_reduction",
+    "time_to_threshold",
+    "transfer_ratio",
+]

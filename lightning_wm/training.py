@@ -1,0 +1,125 @@
+"""Train one agent on one or more tasks with ``lightning.Trainer``: the library's entry point.
+
+``train`` wires an agent, an env factory and callbacks into a Trainer whose data is an
+:class:`EnvDataModule`, checkpoints atomically at collection-phase boundaries (replay and RNG
+included) and resumes from the last checkpoint when one exists, so a killed run continues.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger
+
+from lightning_wm.data.collector import EnvFactory
+from lightning_wm.data.module import EnvDataModule, TrainingConfig
+
+LAST = "last.ckpt"     # full resume state (replay included); removed when the run completes
+MODEL = "model.ckpt"   # final weights, consumed by transfer targets
+
+
+@dataclass
+class TrainResult:
+    steps: list[int]
+    returns: list[float]
+    env_steps: int
+    updates: int
+    wall_time_s: float
+    resumed_from_step: int
+    model_path: Path
+    episode_returns: list[tuple[int, float]] = field(default_factory=list)
+
+
+class PhaseCheckpoint(L.Callback):
+    """Save ``last.ckpt`` atomically once ``every`` env steps, at a collection-phase boundary."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every, self.last_saved = Path(path), every, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        dm = trainer.datamodule
+        steps = dm.env_steps * dm.world
+        if dm.pending_updates == 0 and steps - self.last_saved >= self.every:
+            self.last_saved = steps
+            save_atomically(trainer, self.path)
+
+    def state_dict(self) -> dict:
+        return {"last_saved": self.last_saved}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_saved = state["last_saved"]
+
+
+class Progress(L.Callback):
+    """One line per ``interval`` seconds: env steps of the budget, rate and ETA."""
+
+    def __init__(self, label: str, report: Callable[[str], None], interval: float = 5.0) -> None:
+        self.label, self.report, self.interval = label, report, interval
+        self._t0 = self._last = 0.0
+        self._s0 = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._t0 = self._last = time.monotonic()
+        self._s0 = trainer.datamodule.env_steps * trainer.datamodule.world
+        trainer.datamodule.on_progress = self._tick
+
+    def _tick(self, steps: int, budget: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and steps < budget:
+            return
+        self._last = now
+        rate = (steps - self._s0) / max(now - self._t0, 1e-9)
+        eta = (budget - steps) / rate if rate > 0 else float("inf")
+        eta_s = f"{eta:5.0f}s" if eta != float("inf") else "    ?"
+        self.report(f"{self.label}: {steps}/{budget} env steps, {rate:7.1f} steps/s, ETA {eta_s}")
+
+
+def save_atomically(trainer: L.Trainer, path: Path, weights_only: bool = False) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp, weights_only=weights_only)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+    trainer.strategy.barrier()
+
+
+def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], action_dim: int, *,
+          budget: int, seed: int, config: TrainingConfig, run_dir: Path,
+          callbacks: Sequence[L.Callback] = (), accelerator: str = "cpu", devices: int | str = 1,
+          strategy: str = "auto", label: str = "run", report: Callable[[str], None] | None = None,
+          ) -> TrainResult:
+    """Train ``agent`` for ``budget`` env steps; resume from ``run_dir/checkpoints/last.ckpt``."""
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last = ckpt_dir / LAST
+    dm = EnvDataModule(make_env, list(tasks), action_dim, budget, seed, config, agent.sequence_length)
+    extra = [PhaseCheckpoint(last, config.checkpoint_every)]
+    if report is not None:
+        extra.append(Progress(label, report))
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, strategy=strategy, max_epochs=1,
+        logger=CSVLogger(run_dir, name="logs", version=""), callbacks=[*callbacks, *extra],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn",
+    )
+    resumed_from = 0
+    ckpt_path = None
+    if last.exists():
+        import torch
+        resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)
+                           ["agent_state"]["env_steps"])
+        ckpt_path = str(last)
+    # our own resume state holds numpy arrays (replay), so it is not a weights-only file
+    trainer.fit(agent, datamodule=dm, ckpt_path=ckpt_path, weights_only=False)
+    wall = dm.wall_time
+    model = ckpt_dir / MODEL
+    save_atomically(trainer, model, weights_only=True)
+    if trainer.is_global_zero:
+        last.unlink(missing_ok=True)
+    steps, returns = zip(*dm.curve) if dm.curve else ((), ())
+    return TrainResult(list(steps), list(returns), dm.env_steps * dm.world, trainer.global_step,
+                       wall, resumed_from, model, list(dm.episode_returns))

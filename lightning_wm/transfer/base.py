@@ -1,0 +1,242 @@
+"""Base class and weight-surgery helpers for transfer callbacks.
+
+A transfer method is a Lightning callback: :meth:`TransferCallback.apply` performs one-time weight
+surgery when training starts and :meth:`TransferCallback.on_step` follows a schedule measured in
+optimizer steps (``trainer.global_step``). The ``applied`` flag is saved with the checkpoint, so a
+resumed run keeps the weights it had instead of having the transfer applied a second time.
+
+Lightning 2.6 order on ``trainer.fit(ckpt_path=...)`` with the default strategies: model and
+callback state are restored *before* ``on_fit_start``, optimizer and loop state (so
+``trainer.global_step``) only *after* it. Strategies with ``restore_checkpoint_after_setup``
+(FSDP, DeepSpeed) restore everything after ``on_fit_start``; there the start is deferred to
+``on_train_start``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import lightning as L
+import torch
+from torch import nn
+
+_COMPONENT_PREFIX = "components."
+
+#: layer types whose parameters follow the Xavier-weight / zero-bias rule
+_XAVIER_LAYERS = (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase, nn.RNNCellBase)
+
+
+class SourceState(dict):
+    """``{component: {param path: tensor}}`` read from a checkpoint; remembers the file."""
+
+    def __init__(self, data: Mapping[str, dict], path: str) -> None:
+        super().__init__(data)
+        self.path = path
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _modules(modules: nn.Module | Iterable[nn.Module] | Mapping[str, nn.Module]) -> list[nn.Module]:
+    if isinstance(modules, nn.Module):
+        return [modules]
+    if isinstance(modules, Mapping):
+        return list(modules.values())
+    return list(modules)
+
+
+def freeze(modules) -> None:
+    """Stop gradients to every parameter of ``modules`` (a module, list or ``select`` result)."""
+    for module in _modules(modules):
+        for p in module.parameters():
+            p.requires_grad_(False)
+            p.grad = None  # a stale gradient would still be applied by the optimizer
+
+
+def unfreeze(modules) -> None:
+    for module in _modules(modules):
+        for p in module.parameters():
+            p.requires_grad_(True)
+
+
+def _init_param(name: str, p: torch.Tensor) -> None:
+    if p.dim() >= 2 and not name.startswith("bias"):
+        nn.init.xavier_uniform_(p)
+    else:
+        nn.init.zeros_(p)
+
+
+@torch.no_grad()
+def reinit(module: nn.Module) -> None:
+    """Fresh init of every layer under ``module``: Xavier-uniform weights, zero biases.
+
+    Other layers with own parameters (LayerNorm, ...) use their ``reset_parameters``; a custom
+    module without one gets the same rule by shape (matrices Xavier, vectors zero).
+    """
+    for sub in module.modules():
+        own = list(sub.named_parameters(recurse=False))
+        if not own:
+            continue
+        if isinstance(sub, _XAVIER_LAYERS) or not hasattr(sub, "reset_parameters"):
+            for name, p in own:
+                _init_param(name, p)
+        else:
+            sub.reset_parameters()
+
+
+def _check_compatible(target: nn.Module, source_state: Mapping[str, torch.Tensor],
+                      where: str = "") -> None:
+    """Raise naming the first parameter missing, unexpected or of the wrong shape."""
+    own = target.state_dict()
+    full = (lambda k: f"{where}.{k}") if where else (lambda k: k)
+    missing = sorted(full(k) for k in set(own) - set(source_state))
+    unexpected = sorted(full(k) for k in set(source_state) - set(own))
+    if missing:
+        raise KeyError(f"source lacks parameter(s) {missing} of the target")
+    if unexpected:
+        raise KeyError(f"source has parameter(s) {unexpected} the target does not have")
+    for key, value in own.items():
+        if tuple(source_state[key].shape) != tuple(value.shape):
+            raise ValueError(
+                f"shape mismatch for '{full(key)}': target {tuple(value.shape)}, "
+                f"source {tuple(source_state[key].shape)}"
+            )
+
+
+@torch.no_grad()
+def copy_(target: nn.Module, source_state: Mapping[str, torch.Tensor], where: str = "") -> None:
+    """θ_T ← θ_S for every parameter and buffer of ``target`` (in place, shape-checked).
+
+    ``where`` (e.g. ``"reward.out"``) prefixes parameter names in error messages.
+    """
+    _check_compatible(target, source_state, where)
+    for key, value in target.state_dict(keep_vars=True).items():
+        value.copy_(source_state[key])
+
+
+@torch.no_grad()
+def mix_(target: nn.Module, source_state: Mapping[str, torch.Tensor], fraction: float,
+         where: str = "") -> None:
+    """Fractional transfer θ_T ← θ_ε + λ θ_S, θ_ε a fresh :func:`reinit` of ``target``.
+
+    Only parameters are mixed; buffers (running statistics) keep the target's own values.
+    """
+    if not math.isfinite(fraction):
+        raise ValueError(f"fraction must be finite, got {fraction}")
+    _check_compatible(target, source_state, where)  # before touching anything
+    reinit(target)
+    for key, p in target.named_parameters():
+        p.add_(source_state[key].to(device=p.device, dtype=p.dtype), alpha=fraction)
+
+
+def load_source(path: str) -> SourceState:
+    """Read a Lightning checkpoint into ``{component: {param path: tensor}}``."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" not in checkpoint:
+        raise KeyError(f"checkpoint '{path}' has no 'state_dict' (keys: {sorted(checkpoint)})")
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in checkpoint["state_dict"].items():
+        if not key.startswith(_COMPONENT_PREFIX):
+            continue
+        name, _, rest = key[len(_COMPONENT_PREFIX):].partition(".")
+        out.setdefault(name, {})[rest] = value
+    return SourceState(out, str(path))
+
+
+def source_state_for(source: Mapping[str, dict], address: str) -> dict[str, torch.Tensor]:
+    """The parameters under a dotted ``address`` (``"reward.out"``), keyed relative to it."""
+    name, _, rest = address.partition(".")
+    params = source.get(name, {})
+    prefix = f"{rest}." if rest else ""
+    found = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    if not found:
+        where = getattr(source, "path", "<source state>")
+        raise KeyError(
+            f"checkpoint '{where}' has no parameters under '{address}' "
+            f"(its components: {sorted(source)})"
+        )
+    return found
+
+
+def _sync_across_ranks(module: nn.Module) -> None:
+    # DDP syncs weights only when it wraps the model (before on_fit_start); fresh random inits
+    # made afterwards would differ per rank, so rank 0's result is broadcast.
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    for tensor in module.state_dict(keep_vars=True).values():
+        torch.distributed.broadcast(tensor.data, src=0)
+
+
+# -- base callback -------------------------------------------------------------------------------
+class TransferCallback(L.Callback):
+    """One-time weight surgery at the start of training, plus an optional step schedule."""
+
+    freeze = staticmethod(freeze)
+    unfreeze = staticmethod(unfreeze)
+    reinit = staticmethod(reinit)
+    copy_ = staticmethod(copy_)
+    mix_ = staticmethod(mix_)
+    load_source = staticmethod(load_source)
+    source_state_for = staticmethod(source_state_for)
+
+    def __init__(self) -> None:
+        self.applied = False
+
+    # -- hooks for subclasses -------------------------------------------------------------------
+    def apply(self, agent) -> None:
+        """Weight surgery, run once per training run (never again on resume)."""
+        raise NotImplementedError
+
+    def on_step(self, agent, step: int) -> None:
+        """Called at the start of every training batch with ``trainer.global_step``."""
+
+    def on_resume(self, agent) -> None:
+        """Re-establish what a checkpoint does not hold (``requires_grad`` flags).
+
+        Called instead of :meth:`apply` on resume. ``trainer.global_step`` is not restored yet
+        at this point, so decide from the callback's own state; :meth:`on_step` follows.
+        """
+
+    def key_args(self) -> dict[str, Any]:
+        """Constructor arguments that tell two instances of the class apart."""
+        return {}
+
+    # -- Lightning plumbing ---------------------------------------------------------------------
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(**self.key_args())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"applied": self.applied}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.applied = bool(state_dict.get("applied", False))
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        # Lightning skips a callback whose key is absent; applying the surgery over resumed
+        # weights would silently wreck the run, so refuse instead.
+        saved = checkpoint.get("callbacks") or {}
+        if trainer.state.fn == "fit" and self.state_key not in saved:
+            raise RuntimeError(
+                f"resuming from a checkpoint without state for transfer callback "
+                f"'{self.state_key}' (its callback states: {sorted(map(str, saved))}); "
+                "the callback's arguments must match those of the run that wrote it"
+            )
+
+    def _start(self, trainer, agent) -> None:
+        if self.applied:
+            self.on_resume(agent)
+            return
+        self.apply(agent)
+        if trainer.world_size > 1:
+            _sync_across_ranks(agent)
+        self.applied = True
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if not trainer.strategy.restore_checkpoint_after_setup:
+            self._start(trainer, pl_module)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.strategy.restore_checkpoint_after_setup:  # state restored only now
+            self._start(trainer, pl_module)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.on_step(pl_module, trainer.global_step)

@@ -1,0 +1,141 @@
+"""Regression verdicts on synthetic result sets written to disk and loaded back."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from benchmarks.regress import compare, main_regress
+from benchmarks.report import SuiteFacts
+from benchmarks.results import Provenance, RunRecord, load_results, write_curve, write_record
+from benchmarks.suite import SuiteError
+
+STEPS = np.arange(0, 1001, 100)   # curves are lines 0 -> level, so AUC = level / 2
+SEEDS = range(5)
+
+
+def _save(root, run_id, level, wall=10.0, status="completed", returns=None, **kw):
+    base = dict(run_id=run_id, suite="fake", profile="nightly", kind="target", task="reach",
+                tasks=["reach"], method="transfer", seed=0, status=status, budget=1000,
+                env_steps=1000, wall_time_s=wall,
+                provenance=Provenance(config_hash="h", git_commit="c", packages={},
+                                      python="3.11", platform="x"))
+    record = RunRecord(**{**base, **kw})
+    run_dir = root / "runs" / run_id
+    write_record(run_dir, record)
+    if status == "completed":
+        write_curve(run_dir, STEPS, STEPS / 1000 * level if returns is None else returns)
+
+
+def _set(root, levels, walls=None, **kw):
+    """One run per seed; ``levels[i]`` sets the height of seed i's curve."""
+    for seed, level in zip(SEEDS, levels):
+        _save(root, f"{kw.get('method', 'transfer')}-{seed}", level,
+              wall=(walls or {}).get(seed, 10.0), seed=seed, **kw)
+    return load_results(root)
+
+
+def _dirs(tmp_path):
+    return tmp_path / "base", tmp_path / "cur"
+
+
+NOISE = np.random.default_rng(7).normal(0, 1, size=(2, 5))
+
+
+def test_clear_learning_drop_is_a_regression(tmp_path):
+    b, c = _dirs(tmp_path)
+    base = _set(b, 10 + NOISE[0])
+    cur = _set(c, 4 + NOISE[1])
+    verdict = compare(base, cur)
+    assert verdict.regressed
+    row = next(r for r in verdict.rows if r.metric == "auc")
+    assert row.diff.high < 0 and row.current < row.baseline
+    out = io.StringIO()
+    assert main_regress(b, c, 1.5, out) == 1
+    assert "REGRESSION: learning" in out.getvalue() and "fake/reach/transfer" in out.getvalue()
+
+
+def test_identical_and_noisy_equal_sets_pass(tmp_path):
+    b, c, n = tmp_path / "b", tmp_path / "c", tmp_path / "n"
+    base = _set(b, 10 + NOISE[0])
+    assert not compare(base, _set(c, 10 + NOISE[0])).regressed
+    assert not compare(base, _set(n, 10 + NOISE[1])).regressed
+    assert main_regress(b, n, 1.5, io.StringIO()) == 0
+
+
+def test_throughput_drop_beyond_factor_only(tmp_path):
+    b, slow, mild = tmp_path / "b", tmp_path / "slow", tmp_path / "mild"
+    base = _set(b, [10] * 5)
+    # Throughput = 1000 steps / wall time: 100/s baseline, 50/s (2x slower), 80/s (1.25x).
+    verdict = compare(base, _set(slow, [10] * 5, walls={s: 20.0 for s in SEEDS}), speed_factor=1.5)
+    assert verdict.regressed
+    assert any(r.metric == "env steps/s" and r.regressed for r in verdict.rows)
+    assert not compare(base, _set(mild, [10] * 5, walls={s: 12.5 for s in SEEDS})).regressed
+    assert main_regress(b, slow, 1.5, io.StringIO()) == 1
+    assert main_regress(b, mild, 1.5, io.StringIO()) == 0
+
+
+def test_failed_run_in_current_is_a_regression(tmp_path):
+    b, c = _dirs(tmp_path)
+    base = _set(b, [10] * 5)
+    _set(c, [10] * 4)
+    _save(c, "transfer-4", 0, status="failed", seed=4, error="nan loss")
+    verdict = compare(base, load_results(c))
+    failed = [r for r in verdict.rows if r.verdict.startswith("run failed")]
+    assert verdict.regressed and len(failed) == 1 and "[4]" in failed[0].verdict
+
+
+def test_missing_cells_are_listed_not_failed(tmp_path):
+    b, c = _dirs(tmp_path)
+    base = _set(b, [10] * 5) + _set(b, [10] * 5, method="other")
+    cur = _set(c, [10] * 5) + _set(c, [10] * 5, method="new")
+    verdict = compare(base, cur)
+    missing = sorted(r.verdict for r in verdict.rows if r.verdict.startswith("missing"))
+    assert not verdict.regressed
+    assert missing == ["missing in baseline (not a failure)", "missing in current (not a failure)"]
+    out = io.StringIO()
+    assert main_regress(b, c, 1.5, out) == 0
+    assert "not a failure" in out.getvalue()
+
+
+def test_final_primary_and_unloadable_suite(tmp_path):
+    b, c = _dirs(tmp_path)
+    # Current climbs fast to a plateau of 7: better AUC (5.95 vs 5) but worse final (7 vs 9.5).
+    base = _set(b, [10] * 5)
+    for seed in SEEDS:
+        _save(c, f"transfer-{seed}", 0, seed=seed, returns=np.minimum(STEPS / 300 * 7, 7) + seed / 100)
+    cur = load_results(c)
+    assert not compare(base, cur).regressed
+    final = {"fake": SuiteFacts(primary="final")}
+    assert compare(base, cur, facts=final).regressed
+    row = next(r for r in compare(base, cur, facts=final).rows if r.metric == "final")
+    assert row.verdict == "REGRESSION: learning"
+
+    def lookup(name):
+        raise SuiteError(f"{name}: unknown suite")
+    out = io.StringIO()
+    main_regress(b, b, 1.5, out, suite_lookup=lookup)
+    assert "could not be loaded" in out.getvalue() and "auc" in out.getvalue()
+
+
+def test_corrupt_file_exits_2(tmp_path):
+    b, c = _dirs(tmp_path)
+    _set(b, [10] * 5)
+    _set(c, [10] * 5)
+    (c / "runs" / "transfer-2" / "record.json").write_text("{")
+    out = io.StringIO()
+    assert main_regress(b, c, 1.5, out) == 2
+    assert "transfer-2" in out.getvalue()
+
+
+def test_single_seed_is_not_judged(tmp_path):
+    b, c = _dirs(tmp_path)
+    verdict = compare(_set(b, [10]), _set(c, [1]))
+    assert not verdict.regressed
+    assert any("not compared" in r.verdict for r in verdict.rows)
+
+
+def test_speed_factor_below_one_rejected():
+    with pytest.raises(ValueError):
+        compare([], [], speed_factor=0.5)

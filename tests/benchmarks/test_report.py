@@ -1,0 +1,165 @@
+"""Leaderboard numbers against hand-computed values on small synthetic runs written to disk."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.report import Reference, SuiteFacts, build_report, write_report
+from benchmarks.results import (Provenance, ResultError, RunRecord, SourceUse, load_results,
+                                write_curve, write_record)
+from benchmarks.suite import SuiteError
+
+STEPS = np.arange(0, 1001, 100)          # 11 evaluation points over 1000 env steps
+OFFSETS = {0: 0.0, 1: 0.5, 2: -0.5}      # per-seed shift of the whole curve
+SOURCE_STEPS = 200
+
+
+def _prov(sources=()):
+    return Provenance(config_hash="h", git_commit="c", packages={}, python="3.11", platform="x",
+                      sources=list(sources))
+
+
+def _save(root, run_id, returns=None, **kw):
+    base = dict(run_id=run_id, suite="fake", profile="smoke", kind="target", task="reach",
+                tasks=["reach"], method="scratch", seed=0, status="completed", budget=1000,
+                env_steps=1000, wall_time_s=10.0, provenance=_prov())
+    record = RunRecord(**{**base, **kw})
+    run_dir = root / record.suite / record.profile / "runs" / run_id
+    write_record(run_dir, record)
+    if returns is not None:
+        write_curve(run_dir, STEPS, returns)
+    return run_dir
+
+
+def _populate(root, task="reach", lift=3.0, methods=("transfer",)):
+    """Scratch returns = steps/100 + offset; transfer = the same + ``lift``, paired per seed."""
+    src = SourceUse(slot="wm", run_id="src", checkpoint_sha256="0" * 64,
+                    env_steps=SOURCE_STEPS, wall_time_s=4.0)
+    for seed, off in OFFSETS.items():
+        sid = f"{task}-scratch-{seed}"
+        _save(root, sid, STEPS / 100 + off, task=task, tasks=[task], seed=seed, is_baseline=True)
+        for m in methods:
+            _save(root, f"{task}-{m}-{seed}", STEPS / 100 + off + lift, task=task, tasks=[task],
+                  method=m, seed=seed, baseline_run_id=sid, provenance=_prov([src]),
+                  diagnostics={"wm_loss": float(seed + 1)})
+
+
+@pytest.fixture()
+def root(tmp_path):
+    _populate(tmp_path)
+    _save(tmp_path, "reach-transfer-3", task="reach", method="transfer", seed=3,
+          status="failed", error="boom", baseline_run_id="reach-scratch-3", provenance=_prov())
+    _save(tmp_path, "src", STEPS / 100, kind="source", method="pretrain", env_steps=200,
+          wall_time_s=10.0)
+    return tmp_path
+
+
+FACTS = SuiteFacts(baseline="scratch", thresholds={"reach": 5.0}, primary="auc",
+                   references=(Reference("dreamer-paper", "Doe et al., 2021", "auc",
+                                         {"reach": {"scratch": 4.25, "transfer": 7.75}}),))
+
+
+def _cell(report, method, task="reach"):
+    return next(c for c in report["cells"] if c["method"] == method and c["task"] == task)
+
+
+def test_cell_numbers_match_hand_computed(root):
+    report = build_report(load_results(root), FACTS, reps=500, generated="2024-01-01")
+    scratch, transfer = _cell(report, "scratch"), _cell(report, "transfer")
+    # Linear curves: AUC = mean of the line = 5 + offset; the offsets average to 0.
+    assert scratch["auc"]["point"] == pytest.approx(5.0)
+    assert transfer["auc"]["point"] == pytest.approx(8.0)
+    assert transfer["auc"]["low"] <= 8.0 <= transfer["auc"]["high"]
+    # Final over the last 10%: steps 900 and 1000 -> 9.5 (+3 for transfer).
+    assert scratch["final"]["point"] == pytest.approx(9.5)
+    assert transfer["final"]["point"] == pytest.approx(12.5)
+    assert (scratch["n_seeds"], transfer["n_seeds"], transfer["n_failed"]) == (3, 3, 1)
+    t = transfer["transfer"]
+    assert t["n_pairs"] == 3 and t["n_unpaired"] == 0
+    assert t["jumpstart"]["point"] == pytest.approx(3.0)
+    assert t["transfer_ratio"] == pytest.approx(8.0 / 5.0)
+    assert t["probability_of_improvement"]["point"] == pytest.approx(1.0)
+    # Threshold 5: scratch hits at 500, 500, 600; transfer at 200, 200, 300.
+    assert t["threshold"]["scratch_steps"] == pytest.approx(1600 / 3)
+    assert t["threshold"]["target_steps"] == pytest.approx(700 / 3)
+    assert t["threshold"]["reduction_pct"] == pytest.approx(100 * (1 - 700 / 1600))
+    # Shifted by 200 source steps, transfer is scratch + 1 on the window [200, 1000].
+    cc = t["cost_charged"]
+    assert cc["n_pairs"] == 3 and cc["source_env_steps"] == SOURCE_STEPS
+    assert cc["difference"]["point"] == pytest.approx(1.0)
+    assert cc["scratch_auc"]["point"] == pytest.approx(6.0)
+    assert scratch["transfer"] is None
+
+
+def test_sources_diagnostics_references_aggregates(root):
+    report = build_report(load_results(root), FACTS, reps=200)
+    assert report["sources"] == [{"run_id": "src", "source": "pretrain", "tasks": "reach", "seed": 0,
+                                  "status": "completed", "env_steps": 200, "wall_time_s": 10.0,
+                                  "throughput": 20.0}]
+    diag = {d["method"]: d["values"] for d in report["diagnostics"]}
+    assert diag["transfer"] == {"wm_loss": pytest.approx(2.0)}
+    rows = {r["method"]: r for r in report["references"][0]["rows"]}
+    assert rows["transfer"]["paper"] == 7.75 and rows["transfer"]["ours"] == pytest.approx(8.0)
+    agg = report["aggregates"]
+    assert agg["normalisation"].startswith("raw")
+    assert agg["methods"]["transfer"]["mean"]["point"] == pytest.approx(8.0)
+
+
+def test_normalised_aggregate_over_two_tasks(tmp_path):
+    _populate(tmp_path, "reach", lift=3.0, methods=("transfer", "other"))
+    _populate(tmp_path, "push", lift=1.0, methods=("transfer", "other"))
+    report = build_report(load_results(tmp_path), SuiteFacts(), reps=200)
+    methods = report["aggregates"]["methods"]
+    # Transfer and other tie as best on both tasks -> 1; scratch is the 0 of the scale.
+    assert methods["scratch"]["mean"]["point"] == pytest.approx(0.0)
+    assert methods["transfer"]["iqm"]["point"] == pytest.approx(1.0)
+    assert methods["transfer"]["tasks"] == ["push", "reach"]
+
+
+def test_write_report_files(root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    paths = write_report(root, out, suite_lookup=lambda name: FACTS, reps=200)
+    md, js = out / "leaderboard.md", out / "leaderboard.json"
+    assert md in paths and js in paths
+    text = md.read_text()
+    assert text.startswith("# Leaderboard: suite `fake`, profile `smoke`")
+    assert "runs: 8" in text and "Doe et al., 2021" in text
+    assert "| reach | transfer | 8.00 | 7.75 |" in text     # ours beside the paper's value
+    assert "8.00 ± [" in text
+    data = json.loads(js.read_text())
+    ref = data["reports"][0]["references"][0]
+    assert ref["citation"] == "Doe et al., 2021" and ref["rows"][1]["paper"] == 7.75
+    png = out / "curves_fake_smoke_reach.png"
+    assert png in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 1000
+
+
+def test_unloadable_suite_reports_without_references(root):
+    def lookup(name):
+        raise SuiteError(f"{name}: unknown suite")
+    write_report(root, suite_lookup=lookup, reps=100)
+    text = (root / "leaderboard.md").read_text()
+    assert "could not be loaded" in text and "Paper reference" not in text
+
+
+def test_truncated_record_raises_naming_file(root):
+    bad = root / "fake" / "smoke" / "runs" / "reach-transfer-1" / "record.json"
+    bad.write_text(bad.read_text()[:40])
+    with pytest.raises(ResultError, match="reach-transfer-1"):
+        write_report(root, suite_lookup=lambda name: FACTS)
+
+
+def test_build_report_rejects_mixed_groups(root):
+    _save(root, "other", STEPS / 100, profile="full")
+    with pytest.raises(ValueError, match="one suite/profile"):
+        build_report(load_results(root), FACTS)
+
+
+def test_repeated_eval_step_keeps_last_value(tmp_path):
+    # A resumed run can evaluate its resume step twice; the later value counts.
+    run_dir = _save(tmp_path, "resumed")
+    write_curve(run_dir, [0, 500, 500, 1000], [0.0, 99.0, 5.0, 10.0])
+    report = build_report(load_results(tmp_path), FACTS, reps=50)
+    assert _cell(report, "scratch")["auc"]["point"] == pytest.approx(5.0)
