@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerator", help="override the profile's accelerator (cpu, gpu, auto)")
     r.add_argument("--devices", default="1", help="devices per run (Lightning)")
     r.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    r.add_argument("--logger", choices=("csv", "tensorboard"), default="csv",
+                   help="Lightning logger per run (tensorboard needs the [tensorboard] extra)")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     rep = sub.add_parser("report", help="leaderboard (markdown + JSON) and plots from a results dir",
                          description="Write leaderboard.md, leaderboard.json and learning-curve PNGs.")
@@ -97,13 +99,16 @@ def cmd_run(args) -> int:
 
     suite = load_suite(args.suite)
     specs = expand(suite, args.profile, args.tasks, args.methods, args.seeds)
-    for spec in specs:
-        existing(args.out, spec)  # a corrupt record stops the run before anything is written
+    if not specs:
+        raise SuiteError(f"{args.suite}: the selection (--tasks/--methods/--seeds) matches no run")
+    # a corrupt record stops the run here, before anything is written
+    finished = {s.run_id: r for s in specs if (r := existing(args.out, s)) and r.status == "completed"}
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, progress_line)
+    opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, progress_line, args.logger)
     launcher = _launcher(args, opts)
     profile = specs[0].profile if specs else args.profile
-    print(f"{suite.name}/{profile}: {len(specs)} runs -> {args.out}", flush=True)
+    print(f"{suite.name}/{profile}: {len(specs)} runs ({len(finished)} already completed, skipped)"
+          f" -> {args.out}", flush=True)
     t0 = time.monotonic()
 
     def on_done(spec, record, n, total):
@@ -111,7 +116,8 @@ def cmd_run(args) -> int:
         print(f"[{n}/{total}] {record.status:9s} {spec.run_id}  {record.env_steps} steps "
               f"{record.wall_time_s:.1f}s{extra}", flush=True)
 
-    records = run_graph(specs, launcher, lambda s, why: blocked_record(args.out, s, why), on_done)
+    records = run_graph(specs, launcher, lambda s, why: blocked_record(args.out, s, why), on_done,
+                        finished)
     bad = [r for r in records if r.status != "completed"]
     print(f"done in {time.monotonic() - t0:.0f}s: {len(records) - len(bad)} completed, "
           f"{len(bad)} failed or blocked")

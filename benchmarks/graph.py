@@ -148,6 +148,9 @@ def _check_filter(flag: str, chosen: list[str] | None, known: set[str]) -> None:
 def order(runs: list[RunSpec]) -> list[RunSpec]:
     """Dependencies first (Kahn's algorithm; stable in the given order)."""
     by_id = {r.run_id: r for r in runs}
+    missing = {d for r in runs for d in r.deps} - set(by_id)
+    if missing:
+        raise SuiteError(f"runs depend on unknown runs {sorted(missing)}")
     done: set[str] = set()
     out: list[RunSpec] = []
     pending = list(runs)
@@ -159,7 +162,4 @@ def order(runs: list[RunSpec]) -> list[RunSpec]:
             out.append(r)
             done.add(r.run_id)
         pending = [r for r in pending if r.run_id not in done]
-    missing = {d for r in runs for d in r.deps} - set(by_id)
-    if missing:
-        raise SuiteError(f"runs depend on unknown runs {sorted(missing)}")
     return out

@@ -52,6 +52,7 @@ class ExecOptions:
     strategy: str = "auto"
     accelerator: str | None = None    # overrides the profile's
     report: Callable[[str], None] | None = field(default=None)
+    logger: str = "csv"               # Lightning logger: csv | tensorboard
     in_worker: bool = False           # already inside a per-run process (see benchmarks.worker)
 
     @property
@@ -133,7 +134,7 @@ def _in_subprocess(spec: RunSpec, opts: ExecOptions) -> RunRecord:
     spec_file = folder / "spec.json"
     atomic_write_text(spec_file, json.dumps(spec.to_dict(), indent=2))
     cmd = [sys.executable, "-m", "benchmarks.worker", str(spec_file), str(opts.out_root),
-           str(opts.devices), opts.strategy, opts.accelerator or ""]
+           str(opts.devices), opts.strategy, opts.accelerator or "", opts.logger]
     subprocess.run(cmd, check=False)
     record = existing(opts.out_root, spec)
     if record is None or record.status == "running":  # the worker died before recording
@@ -167,7 +168,7 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
     start = time.monotonic()
     try:
         paths, p.sources = _sources(opts.out_root, spec)
-        result, device = _train(spec, opts, f, paths, folder)
+        result = _train(spec, opts, f, paths, folder)
     except Exception as e:  # isolate the failure: record it, let the suite go on
         p.finished_at = prov.now()
         cause = "".join(traceback.format_exception_only(type(e), e)).strip()
@@ -180,7 +181,7 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
     if is_rank_zero():
         write_curve(folder, result.steps, result.returns)
     record = _record(spec, "completed", p, env_steps=result.env_steps, updates=result.updates,
-                     wall_time_s=result.wall_time_s, device=device,
+                     wall_time_s=result.wall_time_s, device=result.device,
                      diagnostics=dict(getattr(result, "diagnostics", {}) or {}))
     write(folder, record)
     return record
@@ -203,5 +204,5 @@ def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str]
                      list(range(len(spec.envs))), action_dim, budget=spec.budget, seed=spec.seed,
                      config=TrainingConfig(**spec.training), run_dir=folder, callbacks=callbacks,
                      accelerator=accelerator, devices=opts.devices, strategy=opts.strategy,
-                     label=spec.run_id, report=opts.report)
-    return result, str(agent.device)
+                     label=spec.run_id, report=opts.report, logger=opts.logger)
+    return result

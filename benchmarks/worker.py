@@ -15,11 +15,12 @@ from benchmarks.runner import ExecOptions, execute
 
 
 def main(argv: list[str]) -> int:
-    spec_path, out, devices, strategy, accelerator = argv
+    spec_path, out, devices, strategy, accelerator, logger = argv
     spec = RunSpec.from_dict(json.loads(Path(spec_path).read_text()))
     devices = int(devices) if devices.isdigit() else devices
     opts = ExecOptions(Path(out), devices, strategy, accelerator or None,
-                       report=lambda line: print(line, file=sys.stderr, flush=True), in_worker=True)
+                       report=lambda line: print(line, file=sys.stderr, flush=True),
+                       logger=logger, in_worker=True)
     record = execute(spec, opts)
     return 0 if record.status == "completed" else 1
 

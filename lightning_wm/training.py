@@ -31,6 +31,7 @@ class TrainResult:
     wall_time_s: float
     resumed_from_step: int
     model_path: Path
+    device: str
     episode_returns: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -65,7 +66,8 @@ class Progress(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0 = self._last = time.monotonic()
         self._s0 = trainer.datamodule.env_steps * trainer.datamodule.world
-        trainer.datamodule.on_progress = self._tick
+        if trainer.is_global_zero:  # one progress line per run, not one per rank
+            trainer.datamodule.on_progress = self._tick
 
     def _tick(self, steps: int, budget: int) -> None:
         now = time.monotonic()
@@ -86,11 +88,22 @@ def save_atomically(trainer: L.Trainer, path: Path, weights_only: bool = False) 
     trainer.strategy.barrier()
 
 
+def make_logger(kind: str, run_dir: Path):
+    """CSV by default; TensorBoard when installed. Each attempt of a resumed run gets its own
+    version folder, so resuming never overwrites the logs of the attempt before."""
+    if kind == "csv":
+        return CSVLogger(run_dir, name="logs")
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+        return TensorBoardLogger(run_dir, name="logs")
+    raise ValueError(f"logger must be 'csv' or 'tensorboard', not {kind!r}")
+
+
 def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], action_dim: int, *,
           budget: int, seed: int, config: TrainingConfig, run_dir: Path,
           callbacks: Sequence[L.Callback] = (), accelerator: str = "cpu", devices: int | str = 1,
           strategy: str = "auto", label: str = "run", report: Callable[[str], None] | None = None,
-          ) -> TrainResult:
+          logger: str = "csv") -> TrainResult:
     """Train ``agent`` for ``budget`` env steps; resume from ``run_dir/checkpoints/last.ckpt``."""
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -102,7 +115,7 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
         extra.append(Progress(label, report))
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, strategy=strategy, max_epochs=1,
-        logger=CSVLogger(run_dir, name="logs", version=""), callbacks=[*callbacks, *extra],
+        logger=make_logger(logger, run_dir), callbacks=[*callbacks, *extra],
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn",
     )
@@ -116,10 +129,12 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     # our own resume state holds numpy arrays (replay), so it is not a weights-only file
     trainer.fit(agent, datamodule=dm, ckpt_path=ckpt_path, weights_only=False)
     wall = dm.wall_time
+    device = f"{agent.device.type} x{trainer.world_size}" + (
+        f" ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else "")
     model = ckpt_dir / MODEL
     save_atomically(trainer, model, weights_only=True)
     if trainer.is_global_zero:
         last.unlink(missing_ok=True)
     steps, returns = zip(*dm.curve) if dm.curve else ((), ())
     return TrainResult(list(steps), list(returns), dm.env_steps * dm.world, trainer.global_step,
-                       wall, resumed_from, model, list(dm.episode_returns))
+                       wall, resumed_from, model, device, list(dm.episode_returns))

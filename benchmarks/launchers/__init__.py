@@ -21,11 +21,15 @@ class Launcher(Protocol):
 
 def run_graph(specs: list[RunSpec], launcher: Launcher,
               block: Callable[[RunSpec, str], RunRecord],
-              on_done: Callable[[RunSpec, RunRecord, int, int], None] | None = None) -> list[RunRecord]:
-    """Run ``specs`` (in dependency order) and return their records in the same order."""
+              on_done: Callable[[RunSpec, RunRecord, int, int], None] | None = None,
+              finished: dict[str, RunRecord] | None = None) -> list[RunRecord]:
+    """Run ``specs`` (in dependency order) and return their records in the same order.
+
+    ``finished`` holds the records of runs already completed; they are not started again.
+    """
     by_id = {s.run_id: s for s in specs}
-    records: dict[str, RunRecord] = {}
-    pending = list(specs)
+    records: dict[str, RunRecord] = dict(finished or {})
+    pending = [s for s in specs if s.run_id not in records]
     in_flight: dict[object, RunSpec] = {}
     total = len(specs)
     try:

@@ -101,7 +101,13 @@ class Collector:
                       "reward": [0.0], "is_first": [True], "is_terminal": [False]}
 
     def collect(self, policy: Policy | None, n_steps: int, replay: EpisodeReplay) -> list[float]:
-        """Step every slot until ``n_steps`` env steps are done; ``policy=None`` acts randomly."""
+        """Step every slot until at least ``n_steps`` env steps are done; returns finished
+        episodes' returns. ``policy=None`` acts randomly.
+
+        All slots step together (a recurrent policy's state must advance in every slot it was
+        shown), so a phase overshoots by at most ``num_envs - 1`` steps unless ``n_steps`` is a
+        multiple of ``num_envs``.
+        """
         returns: list[float] = []
         done = 0
         while done < n_steps:
@@ -110,18 +116,16 @@ class Collector:
                 if slot.obs is None:
                     self._begin(i, slot)
                     first[i] = True
-            active = self.slots[: min(len(self.slots), n_steps - done)]
-            spaces = [s.envs[s.task].action_space for s in active]
+            spaces = [s.envs[s.task].action_space for s in self.slots]
             if policy is None:
                 actions = random_actions(self.rng, spaces, self.action_dim)
             else:
-                obs = np.stack([s.obs for s in self.slots])
-                actions = policy(obs, first)[: len(active)]
-            for slot, space, vec in zip(active, spaces, actions):
+                actions = policy(np.stack([s.obs for s in self.slots]), first)
+            for slot, space, vec in zip(self.slots, spaces, actions):
                 r = self._step(slot, space, vec, replay)
                 if r is not None:
                     returns.append(r)
-            done += len(active)
+            done += len(self.slots)
         self.env_steps += done
         return returns
 

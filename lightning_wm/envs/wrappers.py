@@ -44,6 +44,6 @@ class PadSpaces(gym.Wrapper):
 
     def step(self, action):
         if self._own_act is not None:
-            action = np.asarray(action)[: self._own_act]
+            action = np.asarray(action)[: self._own_act].reshape(self.env.action_space.shape)
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._pad(obs), reward, terminated, truncated, info

@@ -1,0 +1,94 @@
+"""The runner with swapped-in factories: failures are isolated, dependents blocked, NaN caught;
+and a run under DDP on two CPU processes."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from benchmarks.cli import main
+from benchmarks.graph import expand
+from benchmarks.launchers import run_graph
+from benchmarks.launchers.local import LocalLauncher
+from benchmarks.runner import ExecOptions, Factories, blocked_record
+from benchmarks.suite import load_suite
+from benchmarks.results import load_results
+from lightning_wm.agents import make_agent
+from lightning_wm.agents.tiny_q import TinyQAgent
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _suite(tmp_path: Path, source_config: dict) -> Path:
+    data = yaml.safe_load((REPO / "suites/fake_transfer.yaml").read_text())
+    data = copy.deepcopy(data)
+    data["sources"]["base"]["config"] = source_config
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class NaNAgent(TinyQAgent):
+    def loss_terms(self, batch):
+        terms = super().loss_terms(batch)
+        terms["q/td"] = terms["q/td"] * float("nan")
+        return terms
+
+
+def fake_agent(name, obs_shape, action_dim, discrete, config):
+    config = dict(config)
+    mode = config.pop("fault", None)
+    if mode == "raise":
+        raise RuntimeError("agent factory exploded")
+    if mode == "nan":
+        return NaNAgent(obs_shape[0], action_dim, **config)
+    return make_agent(name, obs_shape, action_dim, discrete, config)
+
+
+def _run(tmp_path, fault):
+    suite = load_suite(_suite(tmp_path, {"fault": fault}))
+    specs = expand(suite, "smoke", seeds=[0])
+    opts = ExecOptions(tmp_path / "out")
+    factories = dataclasses.replace(Factories.default(), make_agent=fake_agent)
+    launcher = LocalLauncher(opts, 1, factories)
+    records = run_graph(specs, launcher, lambda s, why: blocked_record(opts.out_root, s, why))
+    return {(r.kind, r.method): r for r in records}
+
+
+@pytest.mark.parametrize("fault, message", [("raise", "agent factory exploded"),
+                                            ("nan", "loss term 'q/td' is nan")])
+def test_a_failing_source_blocks_its_targets_only(tmp_path, fault, message):
+    records = _run(tmp_path, fault)
+    source = records[("source", "base")]
+    assert source.status == "failed" and message in source.error
+    for method in ("finetune", "fractional"):
+        target = records[("target", method)]
+        assert target.status == "blocked" and source.run_id in target.error
+    assert records[("target", "scratch")].status == "completed"  # the rest of the suite went on
+    on_disk = {r.record.run_id: r.record.status for r in load_results(tmp_path / "out")}
+    assert sorted(on_disk.values()) == ["blocked", "blocked", "completed", "failed"]
+
+
+def test_rerun_retries_a_failed_run(tmp_path):
+    _run(tmp_path, "raise")
+    suite = load_suite(_suite(tmp_path, {}))  # fault fixed: new config hash, new source run
+    records = run_graph(expand(suite, "smoke", seeds=[0]), LocalLauncher(ExecOptions(tmp_path / "out")),
+                        lambda s, why: blocked_record(tmp_path / "out", s, why))
+    assert all(r.status == "completed" for r in records)
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    code = main(["run", "fake_transfer", "--profile", "smoke", "--methods", "scratch", "--seeds", "0",
+                 "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
+                 "--out", str(tmp_path), "--no-report"])
+    assert code == 0
+    (result,) = load_results(tmp_path)
+    assert result.record.status == "completed"
+    assert result.record.device.startswith("cpu x2")
+    assert result.record.env_steps == result.record.budget  # both ranks' steps counted once each
+    assert torch.load(result.path / "checkpoints/model.ckpt", weights_only=False)["state_dict"]

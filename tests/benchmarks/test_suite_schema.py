@@ -1,0 +1,235 @@
+"""Suite YAML validation at the boundary, and the CLI's exit codes for bad input.
+
+Each bad suite starts from the valid ``suites/fake_transfer.yaml``, breaks one thing in a deep copy
+and is written to ``tmp_path``; the error must name the file, the field path and the expected form,
+and ``python -m benchmarks validate`` must exit 2 with ``error:`` on stderr.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.cli import COMMANDS, EXIT_INPUT, EXIT_OK, main
+from benchmarks.suite import SuiteError, load_suite
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE = REPO / "suites" / "fake_transfer.yaml"
+VALID = yaml.safe_load(FAKE.read_text(encoding="utf-8"))
+
+
+def _write(tmp_path: Path, data, name: str = "suite.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _mutated(mutate) -> dict:
+    data = copy.deepcopy(VALID)
+    mutate(data)
+    return data
+
+
+def _set(keys: str, value):
+    """Mutation setting the dotted ``keys`` (list indices as ints) to ``value``."""
+    *parents, last = [int(k) if k.isdigit() else k for k in keys.split(".")]
+
+    def mutate(data):
+        node = data
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    return mutate
+
+
+def _delete(keys: str):
+    *parents, last = [int(k) if k.isdigit() else k for k in keys.split(".")]
+
+    def mutate(data):
+        node = data
+        for k in parents:
+            node = node[k]
+        del node[last]
+    return mutate
+
+
+def _cycle(data):
+    data["sources"]["a"] = {"agent": "tiny_q", "tasks": ["corridor"], "uses": {"up": "b"}}
+    data["sources"]["b"] = {"agent": "tiny_q", "tasks": ["corridor"], "uses": {"up": "a"}}
+
+
+# id -> (mutation, field path named in the message, fragments describing the expected form)
+BAD = {
+    "missing_baseline": (_delete("baseline"), "baseline", ["field required"]),
+    "missing_task_env": (_delete("tasks.corridor.env"), "tasks.corridor.env", ["field required"]),
+    "seeds_not_a_list": (_set("seeds", "zero"), "seeds", ["valid list"]),
+    "budget_not_an_int": (_set("profiles.smoke.budgets.source", "many"),
+                          "profiles.smoke.budgets.source", ["valid integer"]),
+    "unknown_target_method": (_set("targets.0.methods.2", "fractionall"), "targets.0.methods.2",
+                              ["unknown method 'fractionall'", "expected one of",
+                               "'finetune', 'fractional', 'scratch'"]),
+    "unknown_target_task": (_set("targets.0.task", "icy"), "targets.0.task",
+                            ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
+    "unknown_source_task": (_set("sources.base.tasks", ["corridor", "icy"]), "sources.base.tasks.1",
+                            ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
+    "unknown_method_agent": (_set("methods.finetune.agent", "huge_q"), "methods.finetune.agent",
+                             ["unknown agent 'huge_q'", "expected one of", "'tiny_q'"]),
+    "unknown_source_agent": (_set("sources.base.agent", "huge_q"), "sources.base.agent",
+                             ["unknown agent 'huge_q'", "expected one of", "'tiny_q'"]),
+    "unknown_env": (_set("tasks.slippery.env", "maze"), "tasks.slippery.env",
+                    ["unknown env 'maze'", "expected one of", "'corridor'"]),
+    "unknown_callback": (_set("methods.fractional.callbacks.0.name", "fractionall"),
+                         "methods.fractional.callbacks.0.name",
+                         ["unknown callback 'fractionall'", "expected one of", "'fractional'"]),
+    "callback_slot_not_in_uses": (_set("methods.finetune.callbacks.0.source", "other"),
+                                  "methods.finetune.callbacks.0.source",
+                                  ["slot 'other'", "methods.finetune.uses", "expected one of ['base']"]),
+    "transfer_target_without_baseline": (_set("targets.0.methods", ["finetune", "fractional"]),
+                                         "targets.0.methods", ["baseline 'scratch'"]),
+    "profile_missing_budget_role": (_delete("profiles.smoke.budgets.target"),
+                                    "profiles.smoke.budgets",
+                                    ["missing budget 'target'", "target: <env steps>"]),
+    "unknown_top_level_field": (_set("seed", [0, 1]), "seed", ["unknown field"]),
+    "unknown_nested_field": (_set("tasks.corridor.option", {"length": 8}), "tasks.corridor.option",
+                             ["unknown field"]),
+    "source_cycle": (_cycle, "sources", ["cycle"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_suite_is_rejected_naming_file_field_and_form(case, tmp_path, capsys):
+    mutate, field, forms = BAD[case]
+    path = _write(tmp_path, _mutated(mutate))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: "), msg
+    assert f"{field}: " in msg, msg
+    for form in forms:
+        assert form in msg, msg
+
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    out, err = capsys.readouterr()
+    assert err.startswith("error: "), err
+    assert str(path) in err and f"{field}: " in err
+    assert "valid suite" not in out
+
+
+def test_cycle_message_names_both_sources(tmp_path):
+    path = _write(tmp_path, _mutated(_cycle))
+    with pytest.raises(SuiteError, match="cycle") as info:
+        load_suite(path)
+    cycle = str(info.value).split("cycle", 1)[1]
+    assert re.search(r"\ba\b", cycle) and re.search(r"\bb\b", cycle), cycle
+
+
+def test_invalid_yaml_syntax(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text(FAKE.read_text(encoding="utf-8").replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2"),
+                    encoding="utf-8")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "not valid YAML" in msg
+    assert "line " in msg  # points at where parsing failed
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("text", ["- name: fake\n- seeds: [0]\n", "just a string\n", ""],
+                         ids=["list", "scalar", "empty"])
+def test_non_mapping_root(text, tmp_path, capsys):
+    path = tmp_path / "root.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: <root>: ") and "expected a mapping" in msg
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_missing_suite_file(tmp_path, capsys):
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(SuiteError, match="no such suite file"):
+        load_suite(path)
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    assert str(path) in capsys.readouterr().err
+
+
+def test_unmutated_copy_loads(tmp_path):
+    """Guards the fixture: the mutations above are the only thing wrong with each bad suite."""
+    suite = load_suite(_write(tmp_path, copy.deepcopy(VALID)))
+    assert suite.name == "fake_transfer" and suite.baseline == "scratch"
+
+
+def test_valid_suite_validates(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["validate", "suites/fake_transfer.yaml"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "valid suite 'fake_transfer'" in out
+    assert "error" not in err
+
+
+def test_load_by_name_matches_load_by_path():
+    by_name, by_path = load_suite("fake_transfer"), load_suite(FAKE)
+    assert by_name == by_path
+    assert set(by_name.profiles) == {"smoke", "laptop", "nightly", "paper"}
+    assert by_name.profile(None) is by_name.profiles["laptop"]
+    with pytest.raises(SuiteError, match="unknown profile 'huge'"):
+        by_name.profile("huge")
+
+
+def test_list_prints_suite_and_profiles(capsys):
+    assert main(["list"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "fake_transfer: " in out
+    suite = load_suite("fake_transfer")
+    for pname in suite.profiles:
+        assert f"profile {pname}" in out
+    assert f"profile {suite.default_profile} (default)" in out
+    # smoke: 2 sources + 3 methods x 2 seeds = 8 runs
+    assert "profile smoke: 8 runs" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[cmd, "--help"] for cmd in COMMANDS],
+                         ids=lambda a: " ".join(a))
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m benchmarks")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suite", ["no_such_suite", "missing/suite.yaml"])
+def test_run_unknown_suite_is_bad_input_and_writes_nothing(suite, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert main(["run", suite, "--out", str(out_dir)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and suite in err
+    assert not out_dir.exists()
+
+
+def test_run_unknown_filter_is_bad_input_and_writes_nothing(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert main(["run", "fake_transfer", "--profile", "smoke", "--tasks", "icy",
+                 "--out", str(out_dir)]) == EXIT_INPUT
+    assert "--tasks" in capsys.readouterr().err
+    assert not out_dir.exists()
+
+
+def test_run_empty_seed_selection_is_bad_input(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert main(["run", "fake_transfer", "--seeds", ",", "--out", str(out_dir)]) == EXIT_INPUT
+    assert capsys.readouterr().err.startswith("error: ")
