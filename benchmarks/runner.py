@@ -182,7 +182,7 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
         write_curve(folder, result.steps, result.returns)
     record = _record(spec, "completed", p, env_steps=result.env_steps, updates=result.updates,
                      wall_time_s=result.wall_time_s, device=result.device,
-                     diagnostics=dict(getattr(result, "diagnostics", {}) or {}))
+                     diagnostics=result.diagnostics)
     write(folder, record)
     return record
 

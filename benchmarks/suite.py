@@ -131,10 +131,32 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if p != "__root__") or "<root>"
 
 
+def _expected(loc: tuple) -> str:
+    """The declared type at ``loc`` in the schema, written for a person (e.g. 'list[str]')."""
+    model, annotation = Suite, None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue  # a list index or a dict key: the declared type is the container's item
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue
+        annotation = field.annotation
+        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
+        model = next((a for a in [annotation, *inner]
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    if annotation is None:
+        return "a value"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"a mapping with fields {sorted(annotation.model_fields)}"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
 def _describe(err: dict) -> str:
     msg = err["msg"]
     if err["type"] == "missing":
-        return "field required"
+        return f"field required (expected {_expected(err['loc'])})"
     if err["type"] == "extra_forbidden":
         return "unknown field (not part of the suite schema)"
     return msg.removeprefix("Value error, ")
@@ -152,7 +174,9 @@ def load_suite(path_or_name: str | Path) -> Suite:
     try:
         return Suite.model_validate(data)
     except ValidationError as e:
-        lines = [f"{path}: {_loc(err['loc'])}: {_describe(err)}" for err in e.errors()]
+        # cross-field errors carry their own field path at the start of the message
+        lines = [f"{path}: {_loc(err['loc']) + ': ' if err['loc'] else ''}{_describe(err)}"
+                 for err in e.errors()]
         raise SuiteError("\n".join(lines)) from None
 
 

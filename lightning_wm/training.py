@@ -33,6 +33,7 @@ class TrainResult:
     model_path: Path
     device: str
     episode_returns: list[tuple[int, float]] = field(default_factory=list)
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
 
 class PhaseCheckpoint(L.Callback):
@@ -117,7 +118,7 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
         accelerator=accelerator, devices=devices, strategy=strategy, max_epochs=1,
         logger=make_logger(logger, run_dir), callbacks=[*callbacks, *extra],
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn",
+        num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn", default_root_dir=run_dir,
     )
     resumed_from = 0
     ckpt_path = None
@@ -136,5 +137,7 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     if trainer.is_global_zero:
         last.unlink(missing_ok=True)
     steps, returns = zip(*dm.curve) if dm.curve else ((), ())
+    # callbacks that measure something (e.g. embedding agreement) expose a ``diagnostics`` dict
+    diagnostics = {k: float(v) for cb in callbacks for k, v in getattr(cb, "diagnostics", {}).items()}
     return TrainResult(list(steps), list(returns), dm.env_steps * dm.world, trainer.global_step,
-                       wall, resumed_from, model, device, list(dm.episode_returns))
+                       wall, resumed_from, model, device, list(dm.episode_returns), diagnostics)

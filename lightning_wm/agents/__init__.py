@@ -16,13 +16,31 @@ def _tiny_q(obs_shape, action_dim, discrete, **config) -> Agent:
     return TinyQAgent(obs_shape[0], action_dim, **config)
 
 
+def _crar(obs_shape, action_dim, discrete, **config) -> Agent:
+    from lightning_wm.agents.crar import BLOCK, CRARAgent
+    if not discrete or len(obs_shape) != 2:
+        raise ValueError("crar needs a 2-D observation and a discrete action space")
+    # the 8×8 maze gets the dense encoder, the 48×48 meta-labyrinth (6-pixel blocks) the conv one
+    big = min(obs_shape) >= 4 * BLOCK and all(d % BLOCK == 0 for d in obs_shape)
+    config.setdefault("encoder", "conv" if big else "dense")
+    return CRARAgent(obs_shape, action_dim, **config)
+
+
 AGENTS: dict[str, Callable[..., Agent]] = {
     "tiny_q": _tiny_q,
+    "crar": _crar,
 }
 
 
 def make_agent(name: str, obs_shape: tuple[int, ...], action_dim: int, discrete: bool,
                config: dict[str, Any] | None = None) -> Agent:
+    """Build agent ``name``; a ``loss_weights`` entry in ``config`` ({term glob: weight}) is
+    applied to the agent, so a suite can switch loss terms off for a whole run."""
     if name not in AGENTS:
         raise KeyError(f"unknown agent '{name}' (known: {sorted(AGENTS)})")
-    return AGENTS[name](tuple(obs_shape), action_dim, discrete, **(config or {}))
+    config = dict(config or {})
+    weights = config.pop("loss_weights", {}) or {}
+    agent = AGENTS[name](tuple(obs_shape), action_dim, discrete, **config)
+    for pattern, weight in weights.items():
+        agent.set_loss_weight(pattern, weight)
+    return agent

@@ -13,13 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_wm.agents.base import Agent, linear_schedule
+from lightning_wm.losses import double_q_target
 from lightning_wm.nets.heads import MLPHead
-
-
-def double_q_target(reward, terminal, gamma, q_next_online, q_next_target) -> torch.Tensor:
-    """r + γ (1 − terminal) Q⁻(s', argmax_a Q(s', a)) -- the online net picks, the target scores."""
-    best = q_next_online.argmax(-1, keepdim=True)
-    return reward + gamma * (1.0 - terminal) * q_next_target.gather(-1, best).squeeze(-1)
 
 
 class TinyQAgent(Agent):

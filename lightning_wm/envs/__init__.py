@@ -10,9 +10,12 @@ from typing import Any, Callable
 import gymnasium as gym
 
 from lightning_wm.envs.corridor import Corridor
+from lightning_wm.envs.maze import MetaLabyrinth, SimpleMaze
 
 ENVS: dict[str, Callable[..., gym.Env]] = {
     "corridor": Corridor,
+    "simple_maze": SimpleMaze,
+    "meta_labyrinth": MetaLabyrinth,
 }
 
 

@@ -35,6 +35,15 @@ CALLBACKS: dict[str, type[TransferCallback]] = {
 }
 
 
+def _register_diagnostics() -> None:
+    # diagnostics are callbacks too (they read a source checkpoint by slot), named beside transfer
+    from lightning_wm.diagnostics import EmbeddingAgreement
+    CALLBACKS["embedding_agreement"] = EmbeddingAgreement
+
+
+_register_diagnostics()
+
+
 def make_callback(name: str, args: Mapping[str, Any], sources: Mapping[str, str]) -> TransferCallback:
     """Build callback ``name`` from ``args``; a ``source`` argument names a slot of ``sources``."""
     if name not in CALLBACKS:

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_wm.agents.base import Agent, NonFiniteLossError, assert_finite, linear_schedule
-from lightning_wm.agents.tiny_q import TinyQAgent, double_q_target
+from lightning_wm.agents.tiny_q import TinyQAgent
+from lightning_wm.losses import double_q_target
 from lightning_wm.data.module import AgentPolicy
 
 BASE = {"q/td": 1.0, "structure/d1": 2.0, "structure/d2": 4.0}

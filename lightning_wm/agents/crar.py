@@ -1,0 +1,184 @@
+"""CRAR: a deterministic abstract state shared by a double-DQN head and a latent world model.
+
+Seed 001 (§4.2, §5) after François-Lavet et al. (2019). Observations s are 2-D float arrays in
+[-1, 1]; the encoder maps them to x = e(s) ∈ R^n (n = 2 for the 8×8 maze; 8×8×3 = 192 from a conv
+encoder for the 48×48 meta-labyrinth). Components, all addressable by transfer:
+
+- ``encoder``: s -> x (``dense`` MLP or ``conv``);
+- ``transition``: (x ⊕ a) -> Δx, with x' = x + Δx;
+- ``reward``: (x ⊕ a) -> r̂;  ``discount``: (x ⊕ a) -> γ̂ ∈ [0, 1];  ``q``: x -> Q(x, ·).
+
+Target copies of ``encoder`` and ``q`` are plain attributes (not components), so component
+transfer never touches them; they are re-synced from the components after transfer.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_wm.agents.base import Agent, linear_schedule
+from lightning_wm.losses import (crar_d1, crar_d2, crar_transition_loss, double_q_target)
+from lightning_wm.nets.heads import MLPHead
+
+#: the meta-labyrinth draws every maze cell as a 6×6-pixel block; the conv encoder keeps one
+#: embedding cell per maze cell (48×48 -> 8×8), which is what the seed's 8×8×3 state implies
+BLOCK = 6
+
+
+class DenseEncoder(MLPHead):
+    """Flattened observation -> abstract state (``hidden`` MLP layers, linear ``out``)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], abstract_dim: int, hidden: int, layers: int):
+        in_dim = 1
+        for d in obs_shape:
+            in_dim *= int(d)
+        super().__init__(in_dim, abstract_dim, hidden, layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return super().forward(obs.flatten(1))
+
+
+class ConvEncoder(nn.Module):
+    """(H, W) image -> (channels, H/6, W/6) feature map, flattened; ``out`` is a 1×1 conv."""
+
+    def __init__(self, obs_shape: tuple[int, int], channels: int = 3, width: int = 32) -> None:
+        super().__init__()
+        if len(obs_shape) != 2 or obs_shape[0] % BLOCK or obs_shape[1] % BLOCK:
+            raise ValueError(f"conv encoder needs an (H, W) image with sides divisible by {BLOCK}, "
+                             f"got {obs_shape}")
+        # two poolings (2, then 3) shrink each 6×6 block to one cell
+        self.hidden = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ELU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1), nn.ELU(), nn.MaxPool2d(3),
+            nn.Conv2d(width, width, 3, padding=1), nn.ELU(),
+        )
+        self.out = nn.Conv2d(width, channels, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(obs.unsqueeze(1))).flatten(1)
+
+
+def conv_abstract_dim(obs_shape: tuple[int, int], channels: int = 3) -> int:
+    return channels * (obs_shape[0] // BLOCK) * (obs_shape[1] // BLOCK)
+
+
+class CRARAgent(Agent):
+    sequence_length = 2
+
+    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, abstract_dim: int | None = None,
+                 encoder: str = "dense", hidden: int = 64, layers: int = 2, lr: float = 5e-4,
+                 gamma: float = 0.9, c_d: float = 5.0, eps_start: float = 1.0,
+                 eps_end: float = 0.1, eps_steps: int = 10_000, target_every: int = 500,
+                 conv_channels: int = 3, conv_width: int = 32) -> None:
+        obs_shape = tuple(int(d) for d in obs_shape)
+        if encoder == "dense":
+            abstract_dim = 2 if abstract_dim is None else abstract_dim  # seed §5.1: two neurons
+            enc: nn.Module = DenseEncoder(obs_shape, abstract_dim, hidden, layers)
+        elif encoder == "conv":
+            implied = conv_abstract_dim(obs_shape, conv_channels)
+            if abstract_dim not in (None, implied):
+                raise ValueError(f"a conv encoder on {obs_shape} gives {implied} dims, "
+                                 f"not abstract_dim={abstract_dim}")
+            abstract_dim = implied
+            enc = ConvEncoder(obs_shape, conv_channels, conv_width)
+        else:
+            raise ValueError(f"encoder must be 'dense' or 'conv', got {encoder!r}")
+        xa = abstract_dim + action_dim
+        super().__init__({
+            "encoder": enc,
+            "transition": MLPHead(xa, abstract_dim, hidden, layers),
+            "reward": MLPHead(xa, 1, hidden, layers),
+            "discount": MLPHead(xa, 1, hidden, layers),
+            "q": MLPHead(abstract_dim, action_dim, hidden, layers),
+        })
+        self.save_hyperparameters()
+        self.hparams.abstract_dim = abstract_dim
+        self.obs_shape, self.action_dim, self.abstract_dim = obs_shape, action_dim, abstract_dim
+        # the seed's buffered e⁻ and Q⁻: derived copies, never transferred or optimised
+        self.target = nn.ModuleDict({k: copy.deepcopy(self.components[k]) for k in ("encoder", "q")})
+        self.target.requires_grad_(False)
+
+    # -- model pieces ---------------------------------------------------------------------------
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """Abstract state x = e(obs); accepts one observation or a batch of them."""
+        obs = torch.as_tensor(obs, device=self.device).float()
+        single = obs.dim() == len(self.obs_shape)
+        x = self.components["encoder"](obs.unsqueeze(0) if single else obs)
+        return x.squeeze(0) if single else x
+
+    def _xa(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, action], -1)
+
+    def predict(self, x: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One imagined step from abstract state ``x`` under one-hot ``action``."""
+        xa = self._xa(x, action)
+        return {
+            "x_next": x + self.components["transition"](xa),
+            "reward": self.components["reward"](xa).squeeze(-1),
+            "discount": torch.sigmoid(self.components["discount"](xa)).squeeze(-1),
+        }
+
+    def epsilon(self) -> float:
+        h = self.hparams
+        return linear_schedule(h.eps_start, h.eps_end, h.eps_steps, self.env_steps)
+
+    def act(self, obs, state, explore):
+        action = self.components["q"](self.embed(obs)).argmax(-1)
+        if explore:
+            rand = torch.rand(action.shape, device=action.device) < self.epsilon()
+            random = torch.randint(0, self.action_dim, action.shape, device=action.device)
+            action = torch.where(rand, random, action)
+        return F.one_hot(action, self.action_dim).float(), state
+
+    # -- losses ---------------------------------------------------------------------------------
+    def loss_terms(self, batch):
+        obs, next_obs = batch["obs"][:, 0].float(), batch["obs"][:, 1].float()
+        action = batch["action"][:, 1].float()
+        reward = batch["reward"][:, 1].float()
+        terminal = batch["is_terminal"][:, 1].float()
+        gamma = self.hparams.gamma
+        enc = self.components["encoder"]
+        x, x_next = enc(obs), enc(next_obs)
+        with torch.no_grad():
+            # double DQN (001 §4.2): online Q(x', ·) picks a', buffered Q⁻(e⁻(s'), ·) scores it
+            y = double_q_target(reward, terminal, gamma, self.components["q"](x_next),
+                                self.target["q"](self.target["encoder"](next_obs)))
+        q_taken = (self.components["q"](x) * action).sum(-1)
+        xa = self._xa(x, action)
+        delta = self.components["transition"](xa)
+        r_hat = self.components["reward"](xa).squeeze(-1)
+        g_hat = torch.sigmoid(self.components["discount"](xa)).squeeze(-1)
+        # random pairs: a shuffled batch against itself shifted by one, so no state meets itself
+        perm = torch.randperm(len(x), device=x.device)
+        c_d = self.hparams.c_d
+        return {
+            "q/td": F.mse_loss(q_taken, y),                       # (Q(x, a) − Y)²
+            "reward/mse": F.mse_loss(r_hat, reward),              # |r − r̂(x, a)|²
+            "discount/mse": F.mse_loss(g_hat, gamma * (1.0 - terminal)),  # |γ − γ̂(x, a)|²
+            "transition/mse": crar_transition_loss(x, delta, x_next),
+            "structure/d1": crar_d1(x[perm], x[perm.roll(1)], c_d),
+            "structure/d1_succ": crar_d1(x, x_next, c_d),        # L'_d1
+            "structure/d2": crar_d2(x),
+        }
+
+    # -- target networks and optimiser -----------------------------------------------------------
+    def sync_target(self) -> None:
+        for k in self.target:
+            self.target[k].load_state_dict(self.components[k].state_dict())
+
+    def on_train_start(self) -> None:
+        if self.global_step == 0:  # after transfer callbacks ran in on_fit_start
+            self.sync_target()
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # at the start of a step, not its end: checkpoints are written in callbacks' batch-end
+        # hooks, which run before the module's, and must not miss a sync
+        if self.global_step > 0 and self.global_step % self.hparams.target_every == 0:
+            self.sync_target()
+
+    def configure_optimizers(self):
+        # frozen components (requires_grad False) simply receive no gradient and stay put
+        return torch.optim.Adam(self.components.parameters(), lr=self.hparams.lr)
