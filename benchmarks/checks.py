@@ -82,8 +82,15 @@ def _check_profiles(suite: "Suite") -> None:
                 raise ValueError(f"profiles.{pname}.budgets.{role}: expected a positive step count")
         for j, t in enumerate(prof.tasks or []):
             _need(t, target_tasks, f"profiles.{pname}.tasks.{j}", "target task")
+        for name in prof.callback_args:
+            _need(name, _callback_names(), f"profiles.{pname}.callback_args.{name}", "callback")
         for j, m in enumerate(prof.methods or []):
             _need(m, suite.methods, f"profiles.{pname}.methods.{j}", "method")
+
+
+def _callback_names() -> set[str]:
+    from lightning_wm.transfer import CALLBACKS
+    return set(CALLBACKS)
 
 
 def check_no_cycle(suite: "Suite") -> None:

@@ -64,6 +64,8 @@ class _Builder:
                 for t in tasks]
         cfg = {**config, **self.profile.agent_config}
         cbs = [cb.model_dump() for cb in callbacks]
+        for cb in cbs:
+            cb["args"] = {**cb["args"], **self.profile.callback_args.get(cb["name"], {})}
         body = {"agent": agent, "agent_config": cfg, "envs": envs, "callbacks": cbs,
                 "budget": self.profile.budgets[budget_role], "seed": seed,
                 "training": self.profile.training.model_dump(),

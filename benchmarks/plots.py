@@ -69,7 +69,7 @@ def _draw(task: str, suite: str, profile: str, by_method: dict, baselines: set) 
     return fig
 
 
-def _save_png(fig: Figure, path: Path) -> None:
+def save_png(fig: Figure, path: Path) -> None:
     # Write beside the target and rename, so a crash never leaves a half-written PNG.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -96,6 +96,6 @@ def plot_learning_curves(results: list[RunResult], suite: str, profile: str,
     paths = []
     for task, by_method in sorted(tasks.items()):
         path = Path(out) / curve_filename(suite, profile, task)
-        _save_png(_draw(task, suite, profile, by_method, baselines), path)
+        save_png(_draw(task, suite, profile, by_method, baselines), path)
         paths.append(path)
     return paths

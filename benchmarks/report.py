@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from benchmarks.results import RunResult, as_jsonable, atomic_write_text, load_results
+from benchmarks import diagnostics_report as D
 from benchmarks.suite import Suite, load_suite
 from lightning_wm import metrics as M
 
@@ -54,13 +55,14 @@ class SuiteFacts:
     final_fraction: float = 0.1
     primary: str = "auc"
     references: tuple[Reference, ...] = ()
+    success_below: Mapping[str, float] = field(default_factory=dict)
 
 
 def facts_from_suite(suite: Suite) -> SuiteFacts:
     m = suite.metrics
     refs = tuple(Reference(r.name, r.citation, r.metric, r.values) for r in suite.references)
     return SuiteFacts(suite.baseline, dict(m.thresholds), m.early_fraction, m.final_fraction,
-                      m.primary, refs)
+                      m.primary, refs, dict(m.success_below))
 
 
 def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
@@ -271,7 +273,9 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
                      "thresholds": dict(facts.thresholds)},
         "notes": notes, "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
         "references": _references(cells, facts), "sources": _sources(results),
-        "diagnostics": _diagnostics(targets)}
+        "diagnostics": _diagnostics(targets),
+        "per_base_model": D.per_base_model(targets, facts.success_below),
+        "success_below": dict(facts.success_below)}
     return as_jsonable(report)
 
 
@@ -280,6 +284,7 @@ def write_report(root: Path, out: Path | None = None,
                  reps: int = 2000) -> list[Path]:
     """Load the runs under ``root`` and write leaderboard.md/.json and curve PNGs into ``out``."""
     from benchmarks import plots  # matplotlib only when files are written
+    from benchmarks.plots_embedding import plot_embeddings
 
     root, out = Path(root), Path(out if out is not None else root)
     results = load_results(root)
@@ -295,6 +300,7 @@ def write_report(root: Path, out: Path | None = None,
             notes.append(f"suite '{name}' could not be loaded, reported without references: {e}")
         reports.append(build_report(runs, facts, reps=reps, notes=notes))
         pngs += plots.plot_learning_curves(runs, name, profile, out)
+        pngs += plot_embeddings(runs, out)
     md, js = out / "leaderboard.md", out / "leaderboard.json"
     atomic_write_text(js, json.dumps({"root": str(root), "reports": reports}, indent=2,
                                      allow_nan=False) + "\n")
@@ -385,7 +391,7 @@ def _md_group(rep: dict) -> list[str]:
             ["task", "method", *names],
             [[d["task"], d["method"], *(_num(d["values"].get(n)) for n in names)]
              for d in rep["diagnostics"]])
-    return lines
+    return lines + D.markdown(rep["per_base_model"], rep["success_below"])
 
 
 def render_markdown(reports: list[dict], root: Path | str) -> str:

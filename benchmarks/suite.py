@@ -82,6 +82,8 @@ class ProfileSpec(_Strict):
     methods: list[str] | None = None         # subset of methods
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
+    # overrides for every callback of a name, e.g. a loss schedule's until_step at this budget
+    callback_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     estimated_minutes: float | None = None   # rough cost shown by `list`
 
@@ -91,6 +93,7 @@ class MetricsSpec(_Strict):
     early_fraction: float = Field(0.1, gt=0, le=1)
     final_fraction: float = Field(0.1, gt=0, le=1)
     primary: Literal["auc", "final"] = "auc"
+    success_below: dict[str, float] = Field(default_factory=dict)  # diagnostic -> success bound
 
 
 class ReferenceSpec(_Strict):

@@ -10,6 +10,12 @@ encoder for the 48×48 meta-labyrinth). Components, all addressable by transfer:
 
 Target copies of ``encoder`` and ``q`` are plain attributes (not components), so component
 transfer never touches them; they are re-synced from the components after transfer.
+
+Where the seed is silent or loose: C_d = 5 is the value of the CRAR paper it cites ([8]), not a
+number the seed gives; γ, ε schedule, target period and layer widths are ours. The seed types
+r̂ as [0, 1], but the meta-labyrinth pays −0.1 per step, so the reward head is linear. L_Q is the
+plain squared error of the seed (not Huber), and Y masks the bootstrap at terminal steps, which
+the seed's formula leaves implicit (its γ is the tuple's discount, 0 at a terminal).
 """
 from __future__ import annotations
 

@@ -101,3 +101,10 @@ def test_sigkill_midway_resumes_and_loses_nothing(local_run, tmp_path):
     resumed = [r.record for r in load_results(tmp_path) if r.record.provenance.resumed_from_step > 0]
     assert resumed, "no run resumed from its checkpoint"
     assert _curves(tmp_path) == _curves(local_run)  # the resumed run is the same run
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_records(local_run, tmp_path):
+    assert main(["run", "fake_transfer", "--profile", "smoke", "--out", str(tmp_path),
+                 "--workers", "2", "--no-report"]) == 0
+    assert _curves(tmp_path) == _curves(local_run)
