@@ -82,6 +82,8 @@ def _check_profiles(suite: "Suite") -> None:
                 raise ValueError(f"profiles.{pname}.budgets.{role}: expected a positive step count")
         for j, t in enumerate(prof.tasks or []):
             _need(t, target_tasks, f"profiles.{pname}.tasks.{j}", "target task")
+        for name in prof.source_seeds:
+            _need(name, suite.sources, f"profiles.{pname}.source_seeds.{name}", "source")
         for name in prof.callback_args:
             _need(name, _callback_names(), f"profiles.{pname}.callback_args.{name}", "callback")
         for j, m in enumerate(prof.methods or []):

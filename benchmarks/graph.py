@@ -62,7 +62,7 @@ class _Builder:
                 seed: int, slots: dict[str, str]) -> dict[str, Any]:
         envs = [{"env": self.suite.tasks[t].env, "options": dict(self.suite.tasks[t].options)}
                 for t in tasks]
-        cfg = {**config, **self.profile.agent_config}
+        cfg = {**config, **self.profile.agent_config}  # profile overrides suite
         cbs = [cb.model_dump() for cb in callbacks]
         for cb in cbs:
             cb["args"] = {**cb["args"], **self.profile.callback_args.get(cb["name"], {})}
@@ -76,8 +76,9 @@ class _Builder:
 
     def source(self, name: str, seed: int) -> str:
         src = self.suite.sources[name]
-        if src.seeds is not None:  # a fixed pool of source seeds: map the consumer's seed onto it
-            seed = src.seeds[seed % len(src.seeds)] if seed not in src.seeds else seed
+        pool = source_pool(self.suite, self.profile, name)
+        if pool is not None:  # a fixed pool of source seeds: map the consumer's seed onto it
+            seed = pool[seed % len(pool)] if seed not in pool else seed
         slots = {slot: self.source(other, seed) for slot, other in src.uses.items()}
         c = self._common(src.agent, src.config, src.tasks, src.callbacks, src.budget, seed, slots)
         run_id = f"src-{name}-s{seed}-{c['config_hash'][:8]}"
@@ -89,12 +90,13 @@ class _Builder:
                 deps=sorted(set(slots.values())), **c)
         return run_id
 
-    def target(self, task: str, method: str, seed: int, bindings: dict[str, str],
-               source_seed: int | None, baseline: str | None) -> str:
-        m = self.suite.methods[method]
+    def target(self, tgt, method: str, seed: int, source_seed: int | None,
+               baseline: str | None) -> str:
+        task, m = tgt.task, self.suite.methods[method]
         sseed = seed if source_seed is None else source_seed
-        slots = {slot: self.source(bindings[slot], sseed) for slot in m.uses}
-        c = self._common(m.agent, m.config, [task], m.callbacks, m.budget, seed, slots)
+        slots = {slot: self.source(tgt.sources[slot], sseed) for slot in m.uses}
+        config = {**m.config, **tgt.agent_config}
+        c = self._common(m.agent, config, [task], m.callbacks, m.budget, seed, slots)
         suffix = f"-b{source_seed}" if source_seed is not None else ""
         run_id = f"tgt-{task}-{method}-s{seed}{suffix}-{c['config_hash'][:8]}"
         self.runs[run_id] = RunSpec(
@@ -105,9 +107,15 @@ class _Builder:
         return run_id
 
 
-def _source_seeds(suite: Suite, method: str, bindings: dict[str, str]) -> list[int | None]:
-    pools = {tuple(suite.sources[bindings[s]].seeds) for s in suite.methods[method].uses
-             if suite.sources[bindings[s]].seeds is not None}
+def source_pool(suite: Suite, profile: ProfileSpec, name: str) -> list[int] | None:
+    """The seeds a source is trained with when it is not paired with its targets' seeds."""
+    return profile.source_seeds.get(name, suite.sources[name].seeds)
+
+
+def _source_seeds(suite: Suite, profile: ProfileSpec, method: str,
+                  bindings: dict[str, str]) -> list[int | None]:
+    pools = {tuple(p) for s in suite.methods[method].uses
+             if (p := source_pool(suite, profile, bindings[s])) is not None}
     if len(pools) > 1:
         raise SuiteError(f"method '{method}': its sources have different seed pools {sorted(pools)}")
     return list(pools.pop()) if pools else [None]
@@ -131,13 +139,13 @@ def expand(suite: Suite, profile: str | None = None, tasks: list[str] | None = N
         if any(suite.methods[m].uses for m in chosen) and suite.baseline not in chosen:
             chosen.insert(0, suite.baseline)  # a transfer run is never reported unpaired
         for seed in seeds:
-            base = b.target(tgt.task, suite.baseline, seed, tgt.sources, None, None) \
+            base = b.target(tgt, suite.baseline, seed, None, None) \
                 if suite.baseline in chosen else None
             for m in chosen:
                 if m == suite.baseline:
                     continue
-                for sseed in _source_seeds(suite, m, tgt.sources):
-                    b.target(tgt.task, m, seed, tgt.sources, sseed, base)
+                for sseed in _source_seeds(suite, prof, m, tgt.sources):
+                    b.target(tgt, m, seed, sseed, base)
     return order(list(b.runs.values()))
 
 

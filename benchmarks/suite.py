@@ -59,6 +59,7 @@ class TargetSpec(_Strict):
     task: str
     methods: list[str] = Field(min_length=1)
     sources: dict[str, str] = Field(default_factory=dict)  # slot -> source name
+    agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for this target
 
 
 class TrainingSpec(_Strict):
@@ -84,6 +85,7 @@ class ProfileSpec(_Strict):
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
     # overrides for every callback of a name, e.g. a loss schedule's until_step at this budget
     callback_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    source_seeds: dict[str, list[int]] = Field(default_factory=dict)  # source -> its seed pool
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     estimated_minutes: float | None = None   # rough cost shown by `list`
 

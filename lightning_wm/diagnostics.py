@@ -21,9 +21,13 @@ class PairedObservations(NamedTuple):
     next_index: np.ndarray | None  # [N, A] state reached by each action (simple maze only)
 
 
-def paired_observations(env_id: str, n: int, seed: int) -> PairedObservations:
-    """The same hidden states rendered normally and inversely."""
+def paired_observations(env, n: int, seed: int) -> PairedObservations:
+    """The same hidden states rendered normally and inversely; ``env`` is an env id or instance."""
     from lightning_wm.envs import maze
+    if not isinstance(env, str):
+        env = {maze.SimpleMaze: "simple_maze", maze.MetaLabyrinth: "meta_labyrinth"}.get(
+            type(env.unwrapped), type(env.unwrapped).__name__)
+    env_id = env
     if env_id == "simple_maze":
         states = maze.all_states()
         return PairedObservations(states.normal, states.inverse, states.next_index)
@@ -62,7 +66,7 @@ def load_base(agent, source: str):
 class EmbeddingAgreement(L.Callback):
     """Record the embedding distance to the base model at the end of training (diagnostic)."""
 
-    def __init__(self, source: str, env: str, states: int = 256, seed: int = 0) -> None:
+    def __init__(self, source: str, env: str | None = None, states: int = 256, seed: int = 0) -> None:
         self.source, self.env, self.states, self.seed = source, env, states, seed
         self.diagnostics: dict[str, float] = {}
 
@@ -70,10 +74,15 @@ class EmbeddingAgreement(L.Callback):
         base = load_base(pl_module, self.source)
         was_training = pl_module.training
         pl_module.eval()
-        pairs = paired_observations(self.env, self.states, self.seed)
+        env = self.env or trainer.datamodule.make_env(0)  # default: the run's own (first) task
+        pairs = paired_observations(env, self.states, self.seed)
         distance, xb, xt = embedding_distance(base, pl_module, pairs)
         pl_module.train(was_training)
-        self.diagnostics = {"embedding_distance": distance}
+        # the raw distance depends on the embedding's scale (2-d maze vs 192-d labyrinth); relative
+        # to the base embedding's mean pairwise distance it reads the same in both
+        spread = float(torch.cdist(torch.as_tensor(xb), torch.as_tensor(xb)).mean())
+        self.diagnostics = {"embedding_distance": distance,
+                            "embedding_distance_rel": distance / max(spread, 1e-8)}
         if trainer.is_global_zero:  # the figure's data; the report draws it
             extra = {} if pairs.next_index is None else {"next_index": pairs.next_index}
             np.savez(Path(trainer.default_root_dir) / "embedding.npz", base=xb, transferred=xt, **extra)

@@ -109,9 +109,17 @@ class Agent(L.LightningModule):
         """One gradient step on ``batch`` (automatic optimisation); override for manual."""
         terms = self.stream_terms(batch)
         loss = self.total_loss(terms)
+        self.log_terms(terms)
+        return loss
+
+    def log_terms(self, terms: Mapping[str, torch.Tensor]) -> None:
+        """Log loss terms every ``log_every_n_steps`` only: ``self.log`` costs about a
+        millisecond per value, as much as a small agent's whole update."""
+        trainer = self._trainer
+        if trainer is None or self.global_step % max(trainer.log_every_n_steps, 1):
+            return
         self.log_dict({f"loss/{k}": v.detach() for k, v in terms.items()}, on_step=True,
                       prog_bar=False, logger=True, batch_size=1)
-        return loss
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["agent_state"] = {

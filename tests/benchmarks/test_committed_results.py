@@ -1,0 +1,23 @@
+"""The results committed under results/ stay loadable, and a baseline compared with itself
+is no regression (the nightly job relies on both)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.results import load_results, validate_results
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+BASELINES = sorted(p for p in RESULTS.glob("*/nightly") if p.is_dir())
+
+
+def test_committed_results_validate():
+    assert validate_results(RESULTS) == []
+
+
+@pytest.mark.parametrize("baseline", BASELINES, ids=lambda p: p.parent.name)
+def test_baseline_against_itself_is_no_regression(baseline, capsys):
+    assert load_results(baseline), f"{baseline} holds no runs"
+    assert main(["regress", "--baseline", str(baseline), "--current", str(baseline)]) == 0
