@@ -11,6 +11,17 @@ import numpy as np
 from benchmarks.results import RunResult
 
 
+def means(targets: list[RunResult]) -> list[dict]:
+    """Mean of each named diagnostic per (task, method) over completed runs."""
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    for r in targets:
+        if r.record.status == "completed":
+            for name, v in r.record.diagnostics.items():
+                acc[(r.record.task, r.record.method)][name].append(v)
+    return [{"task": t, "method": m, "values": {n: float(np.mean(v)) for n, v in sorted(d.items())}}
+            for (t, m), d in sorted(acc.items())]
+
+
 def per_base_model(targets: list[RunResult], success_below: Mapping[str, float]) -> list[dict]:
     """Rows per (task, method, source seed): mean of each diagnostic and, for diagnostics with a
     success bound, the fraction of runs below it (the transfer success rate)."""

@@ -227,16 +227,6 @@ def _references(cells: list[dict], facts: SuiteFacts) -> list[dict]:
     return out
 
 
-def _diagnostics(targets: list[RunResult]) -> list[dict]:
-    acc: dict = defaultdict(lambda: defaultdict(list))
-    for r in targets:
-        if r.record.status == "completed":
-            for name, v in r.record.diagnostics.items():
-                acc[(r.record.task, r.record.method)][name].append(v)
-    return [{"task": t, "method": m, "values": {n: float(np.mean(v)) for n, v in sorted(d.items())}}
-            for (t, m), d in sorted(acc.items())]
-
-
 def _sources(results: list[RunResult]) -> list[dict]:
     return [{"run_id": r.record.run_id, "source": r.record.method, "tasks": r.record.task,
              "seed": r.record.seed, "status": r.record.status, "env_steps": r.record.env_steps,
@@ -273,7 +263,7 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
                      "thresholds": dict(facts.thresholds)},
         "notes": notes, "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
         "references": _references(cells, facts), "sources": _sources(results),
-        "diagnostics": _diagnostics(targets),
+        "diagnostics": D.means(targets),
         "per_base_model": D.per_base_model(targets, facts.success_below),
         "success_below": dict(facts.success_below)}
     return as_jsonable(report)

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from lightning_wm.data.collector import derive_seed
-from lightning_wm.transfer.base import copy_, load_source, source_state_for
 
 
 class PairedObservations(NamedTuple):
@@ -56,6 +55,8 @@ def embedding_distance(base, transferred, pairs: PairedObservations) -> tuple[fl
 
 def load_base(agent, source: str):
     """A copy of ``agent`` carrying the source checkpoint's components (shape-checked)."""
+    # imported here: the transfer registry imports this module to list the diagnostic
+    from lightning_wm.transfer.base import copy_, load_source, source_state_for
     base = copy.deepcopy(agent).cpu()
     state = load_source(source)
     for name, module in base.components.items():

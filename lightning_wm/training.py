@@ -133,7 +133,9 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     device = f"{agent.device.type} x{trainer.world_size}" + (
         f" ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else "")
     model = ckpt_dir / MODEL
+    dm.include_state = False  # transfer targets need weights and hyperparameters, not the replay
     save_atomically(trainer, model, weights_only=True)
+    dm.include_state = True
     if trainer.is_global_zero:
         last.unlink(missing_ok=True)
     steps, returns = zip(*dm.curve) if dm.curve else ((), ())

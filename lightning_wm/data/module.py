@@ -92,6 +92,7 @@ class EnvDataModule(L.LightningDataModule):
         self.rng = np.random.default_rng(derive_seed(seed, 4))
         self.on_progress: Callable[[int, int], None] | None = None
         self.elapsed_before = 0.0   # wall time spent by earlier attempts of a resumed run
+        self.include_state = True   # False while the final weights-only model is written
         self._t_start = time.monotonic()
 
     # Envs are made in setup, never in the constructor.
@@ -183,6 +184,8 @@ class EnvDataModule(L.LightningDataModule):
 
     # -- resume ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        if not self.include_state:  # a weights-only checkpoint: no replay, no counters
+            return {}
         return {
             "collector": self.collector.state_dict(), "replay": self.replay.state_dict(),
             "rng": self.rng.bit_generator.state, "phase": self.phase,

@@ -362,5 +362,6 @@ def test_make_callback_resolves_source_slots(source):
 def test_describe_callbacks():
     described = describe_callbacks()
     assert sorted(described) == sorted(CALLBACKS) == sorted(
-        ["load_components", "fractional", "modular", "freeze", "reset", "loss_schedule"])
+        ["load_components", "fractional", "modular", "freeze", "reset", "loss_schedule",
+         "embedding_agreement"])
     assert all(line and "\n" not in line for line in described.values())
