@@ -70,6 +70,7 @@ class TrainingSpec(_Strict):
     batch_size: int = Field(32, gt=0)
     eval_every: int = Field(500, gt=0)
     eval_episodes: int = Field(5, gt=0)
+    eval_epsilon: float = Field(0.0, ge=0, le=1)   # random-action probability at evaluation
     checkpoint_every: int = Field(1000, gt=0)
     replay_capacity: int = Field(100_000, gt=0)
     num_envs: int = Field(1, gt=0)

@@ -19,13 +19,12 @@ the seed's formula leaves implicit (its γ is the tuple's discount, 0 at a termi
 """
 from __future__ import annotations
 
-import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_wm.agents.base import Agent, linear_schedule
+from lightning_wm.agents.value_based import ValueBasedAgent
 from lightning_wm.losses import (crar_d1, crar_d2, crar_transition_loss, double_q_target)
 from lightning_wm.nets.heads import MLPHead
 
@@ -75,7 +74,7 @@ def conv_abstract_dim(obs_shape: tuple[int, int], channels: int = 3) -> int:
     return channels * (obs_shape[0] // BLOCK) * (obs_shape[1] // BLOCK)
 
 
-class CRARAgent(Agent):
+class CRARAgent(ValueBasedAgent):
     sequence_length = 2
 
     def __init__(self, obs_shape: tuple[int, ...], action_dim: int, abstract_dim: int | None = None,
@@ -97,19 +96,17 @@ class CRARAgent(Agent):
         else:
             raise ValueError(f"encoder must be 'dense' or 'conv', got {encoder!r}")
         xa = abstract_dim + action_dim
+        # the seed's buffered e⁻ and Q⁻ are the target copies of encoder and q
         super().__init__({
             "encoder": enc,
             "transition": MLPHead(xa, abstract_dim, hidden, layers),
             "reward": MLPHead(xa, 1, hidden, layers),
             "discount": MLPHead(xa, 1, hidden, layers),
             "q": MLPHead(abstract_dim, action_dim, hidden, layers),
-        })
+        }, ("encoder", "q"), action_dim)
         self.save_hyperparameters()
         self.hparams.abstract_dim = abstract_dim
-        self.obs_shape, self.action_dim, self.abstract_dim = obs_shape, action_dim, abstract_dim
-        # the seed's buffered e⁻ and Q⁻: derived copies, never transferred or optimised
-        self.target = nn.ModuleDict({k: copy.deepcopy(self.components[k]) for k in ("encoder", "q")})
-        self.target.requires_grad_(False)
+        self.obs_shape, self.abstract_dim = obs_shape, abstract_dim
 
     # -- model pieces ---------------------------------------------------------------------------
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -131,17 +128,8 @@ class CRARAgent(Agent):
             "discount": torch.sigmoid(self.components["discount"](xa)).squeeze(-1),
         }
 
-    def epsilon(self) -> float:
-        h = self.hparams
-        return linear_schedule(h.eps_start, h.eps_end, h.eps_steps, self.env_steps)
-
     def act(self, obs, state, explore):
-        action = self.components["q"](self.embed(obs)).argmax(-1)
-        if explore:
-            rand = torch.rand(action.shape, device=action.device) < self.epsilon()
-            random = torch.randint(0, self.action_dim, action.shape, device=action.device)
-            action = torch.where(rand, random, action)
-        return F.one_hot(action, self.action_dim).float(), state
+        return self.epsilon_greedy(self.components["q"](self.embed(obs)), explore), state
 
     # -- losses ---------------------------------------------------------------------------------
     def loss_terms(self, batch):
@@ -173,22 +161,3 @@ class CRARAgent(Agent):
             "structure/d1_succ": crar_d1(x, x_next, c_d),        # L'_d1
             "structure/d2": crar_d2(x),
         }
-
-    # -- target networks and optimiser -----------------------------------------------------------
-    def sync_target(self) -> None:
-        for k in self.target:
-            self.target[k].load_state_dict(self.components[k].state_dict())
-
-    def on_train_start(self) -> None:
-        if self.global_step == 0:  # after transfer callbacks ran in on_fit_start
-            self.sync_target()
-
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        # at the start of a step, not its end: checkpoints are written in callbacks' batch-end
-        # hooks, which run before the module's, and must not miss a sync
-        if self.global_step > 0 and self.global_step % self.hparams.target_every == 0:
-            self.sync_target()
-
-    def configure_optimizers(self):
-        # frozen components (requires_grad False) simply receive no gradient and stay put
-        return torch.optim.Adam(self.components.parameters(), lr=self.hparams.lr)

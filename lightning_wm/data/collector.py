@@ -149,17 +149,25 @@ class Collector:
             slot.obs = None
 
     # -- evaluation -------------------------------------------------------------------------------
-    def evaluate(self, policy: Policy, task: int, episodes: int, index: int) -> float:
-        """Mean return of ``episodes`` greedy episodes on ``task``; seeds fixed by ``index``."""
+    def evaluate(self, policy: Policy, task: int, episodes: int, index: int,
+                 epsilon: float = 0.0) -> float:
+        """Mean return of ``episodes`` episodes on ``task``; seeds fixed by ``index``.
+
+        ``epsilon`` > 0 replaces the policy's action by a random one with that probability
+        (the Atari protocol's ε = 0.05), so a deterministic policy cannot lock into a loop.
+        """
         if task not in self.eval_envs:
             self.eval_envs[task] = self.make_env(task)
         env = self.eval_envs[task]
+        rng = np.random.default_rng(derive_seed(self.seed, 10, task, index))
         total = 0.0
         for e in range(episodes):
             obs, _ = env.reset(seed=derive_seed(self.seed, 3, task, index, e))
             first, done = True, False
             while not done:
-                vec = policy(obs[None], np.array([first]))[0]
+                vec = policy(obs[None], np.array([first]))[0]  # always called: recurrent state
+                if epsilon and rng.random() < epsilon:
+                    vec = random_actions(rng, [env.action_space], len(vec))[0]
                 obs, reward, terminated, truncated, _ = env.step(to_env_action(env.action_space, vec))
                 total += float(reward)
                 first, done = False, terminated or truncated

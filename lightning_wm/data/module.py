@@ -32,6 +32,7 @@ class TrainingConfig:
     batch_size: int = 32
     eval_every: int = 500
     eval_episodes: int = 5
+    eval_epsilon: float = 0.0
     checkpoint_every: int = 1000
     replay_capacity: int = 100_000
     num_envs: int = 1
@@ -167,7 +168,7 @@ class EnvDataModule(L.LightningDataModule):
         index = len(self.curve)
         score = float(np.mean([
             self.collector.evaluate(AgentPolicy(agent, explore=False), task,
-                                    self.config.eval_episodes, index)
+                                    self.config.eval_episodes, index, self.config.eval_epsilon)
             for task in self.tasks]))
         agent.train(was_training)
         self.curve.append((steps, score))

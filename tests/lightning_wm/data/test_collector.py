@@ -502,3 +502,12 @@ def test_pad_spaces_rejects_smaller_targets():
         PadSpaces(Corridor(length=5), obs_dim=4)
     with pytest.raises(ValueError, match="action_dim"):
         PadSpaces(RecordingBoxEnv(), action_dim=1)
+
+
+def test_evaluation_epsilon_is_seeded_and_takes_random_actions():
+    collector = make_collector(length=6)
+    greedy = collector.evaluate(right_policy(), 0, 3, index=0)
+    noisy = [collector.evaluate(right_policy(), 0, 3, index=0, epsilon=0.9) for _ in range(2)]
+    assert greedy == pytest.approx(1 - 4 * 0.01)   # always right: optimal
+    assert noisy[0] == noisy[1]                     # same index, same random actions
+    assert noisy[0] < greedy                        # random moves cost steps
