@@ -120,6 +120,12 @@ def _sources(out_root: Path, spec: RunSpec) -> tuple[dict[str, str], list[Source
     return paths, uses
 
 
+def _provenance(spec: RunSpec) -> Provenance:
+    return Provenance(config_hash=spec.config_hash, git_commit=prov.git_commit(),
+                      packages=prov.package_versions(), python=prov.python_version(),
+                      platform=prov.machine(), started_at=prov.now())
+
+
 def _record(spec: RunSpec, status: str, provenance: Provenance, **kw) -> RunRecord:
     return RunRecord(run_id=spec.run_id, suite=spec.suite, profile=spec.profile, kind=spec.kind,
                      task=spec.task, tasks=spec.tasks, method=spec.name, seed=spec.seed,
@@ -143,10 +149,7 @@ def _in_subprocess(spec: RunSpec, opts: ExecOptions) -> RunRecord:
 
 
 def blocked_record(out_root: Path, spec: RunSpec, why: str, status: str = "blocked") -> RunRecord:
-    p = Provenance(config_hash=spec.config_hash, git_commit=prov.git_commit(),
-                   packages=prov.package_versions(), python=prov.python_version(),
-                   platform=prov.machine(), started_at=prov.now())
-    record = _record(spec, status, p, error=why)
+    record = _record(spec, status, _provenance(spec), error=why)
     write_record(run_dir(out_root, spec), record)
     return record
 
@@ -161,9 +164,7 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
         return _in_subprocess(spec, opts)
     write = write_record if is_rank_zero() else (lambda *a: None)
     folder = run_dir(opts.out_root, spec)
-    p = Provenance(config_hash=spec.config_hash, git_commit=prov.git_commit(),
-                   packages=prov.package_versions(), python=prov.python_version(),
-                   platform=prov.machine(), started_at=prov.now())
+    p = _provenance(spec)
     write(folder, _record(spec, "running", p))
     start = time.monotonic()
     try:
@@ -197,8 +198,9 @@ def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str]
     obs_shape, action_dim, discrete, own = _spaces(f.make_env, spec.envs)
     L.seed_everything(spec.seed, verbose=False)
     agent = f.make_agent(spec.agent, obs_shape, action_dim, discrete, spec.agent_config)
-    callbacks = [f.make_callback(cb["name"], {**cb["args"], **({"source": cb["source"]} if cb["source"] else {})}, paths)
-                 for cb in spec.callbacks]
+    # a callback's ``source`` (a slot) travels as an argument; make_callback maps it to a path
+    callbacks = [f.make_callback(cb["name"], {**cb["args"], **({"source": cb["source"]} if cb["source"] else {})},
+                                 paths) for cb in spec.callbacks]
     accelerator = opts.accelerator or spec.accelerator
     result = f.train(agent, _env_factory(f.make_env, spec.envs, obs_shape, action_dim, own),
                      list(range(len(spec.envs))), action_dim, budget=spec.budget, seed=spec.seed,

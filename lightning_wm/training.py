@@ -120,13 +120,7 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn", default_root_dir=run_dir,
     )
-    resumed_from = 0
-    ckpt_path = None
-    if last.exists():
-        import torch
-        resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)
-                           ["agent_state"]["env_steps"])
-        ckpt_path = str(last)
+    ckpt_path = str(last) if last.exists() else None
     # our own resume state holds numpy arrays (replay), so it is not a weights-only file
     trainer.fit(agent, datamodule=dm, ckpt_path=ckpt_path, weights_only=False)
     wall = dm.wall_time
@@ -142,4 +136,4 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     # callbacks that measure something (e.g. embedding agreement) expose a ``diagnostics`` dict
     diagnostics = {k: float(v) for cb in callbacks for k, v in getattr(cb, "diagnostics", {}).items()}
     return TrainResult(list(steps), list(returns), dm.env_steps * dm.world, trainer.global_step,
-                       wall, resumed_from, model, device, list(dm.episode_returns), diagnostics)
+                       wall, dm.resumed_from, model, device, list(dm.episode_returns), diagnostics)

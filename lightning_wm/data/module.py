@@ -94,6 +94,7 @@ class EnvDataModule(L.LightningDataModule):
         self.on_progress: Callable[[int, int], None] | None = None
         self.elapsed_before = 0.0   # wall time spent by earlier attempts of a resumed run
         self.include_state = True   # False while the final weights-only model is written
+        self.resumed_from = 0       # env steps restored from a checkpoint (0: a fresh run)
         self._t_start = time.monotonic()
 
     # Envs are made in setup, never in the constructor.
@@ -200,6 +201,7 @@ class EnvDataModule(L.LightningDataModule):
         if self.collector is None:
             self.setup("fit")
         self.collector.load_state_dict(state["collector"])
+        self.resumed_from = self.collector.env_steps * self.world
         self.replay.load_state_dict(state["replay"])
         self.rng.bit_generator.state = state["rng"]
         self.phase, self.pending_updates = state["phase"], state["pending_updates"]
