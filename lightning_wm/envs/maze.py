@@ -226,7 +226,7 @@ class MetaLabyrinth(_TileEnv):
         if n_keys < 1:
             raise ValueError("n_keys must be at least 1")
         self.n_keys, self.key_reward, self.step_cost = int(n_keys), float(key_reward), float(step_cost)
-        self.layout = tuple("#" * GRID for _ in range(GRID))  # placeholder until the first reset
+        self.layout = tuple("#" * GRID for _ in range(GRID))  # all walls until reset() draws the first maze
 
     render_state = staticmethod(render_meta_labyrinth)
 
