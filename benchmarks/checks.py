@@ -38,7 +38,7 @@ def cross_check(suite: "Suite") -> None:
         raise ValueError(f"baseline: method '{suite.baseline}' consumes sources; a scratch baseline must not")
     for i, tgt in enumerate(suite.targets):
         _check_target(suite, i, tgt)
-    _check_profiles(suite)
+    _check_profiles(suite, CALLBACKS)
     check_no_cycle(suite)
 
 
@@ -68,7 +68,7 @@ def _check_target(suite: "Suite", i: int, tgt) -> None:
                          f"'{suite.baseline}' (paired scratch run)")
 
 
-def _check_profiles(suite: "Suite") -> None:
+def _check_profiles(suite: "Suite", callbacks) -> None:
     _need(suite.default_profile, suite.profiles, "default_profile", "profile")
     roles = {s.budget for s in suite.sources.values()} | {m.budget for m in suite.methods.values()}
     target_tasks = {t.task for t in suite.targets}
@@ -85,14 +85,9 @@ def _check_profiles(suite: "Suite") -> None:
         for name in prof.source_seeds:
             _need(name, suite.sources, f"profiles.{pname}.source_seeds.{name}", "source")
         for name in prof.callback_args:
-            _need(name, _callback_names(), f"profiles.{pname}.callback_args.{name}", "callback")
+            _need(name, callbacks, f"profiles.{pname}.callback_args.{name}", "callback")
         for j, m in enumerate(prof.methods or []):
             _need(m, suite.methods, f"profiles.{pname}.methods.{j}", "method")
-
-
-def _callback_names() -> set[str]:
-    from lightning_wm.transfer import CALLBACKS
-    return set(CALLBACKS)
 
 
 def check_no_cycle(suite: "Suite") -> None:

@@ -106,7 +106,7 @@ def cmd_run(args) -> int:
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, progress_line, args.logger)
     launcher = _launcher(args, opts)
-    profile = specs[0].profile if specs else args.profile
+    profile = specs[0].profile
     print(f"{suite.name}/{profile}: {len(specs)} runs ({len(finished)} already completed, skipped)"
           f" -> {args.out}", flush=True)
     t0 = time.monotonic()

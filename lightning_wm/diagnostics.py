@@ -23,23 +23,22 @@ class PairedObservations(NamedTuple):
 def paired_observations(env, n: int, seed: int) -> PairedObservations:
     """The same hidden states rendered normally and inversely; ``env`` is an env id or instance."""
     from lightning_wm.envs import maze
-    if not isinstance(env, str):
-        env = {maze.SimpleMaze: "simple_maze", maze.MetaLabyrinth: "meta_labyrinth"}.get(
-            type(env.unwrapped), type(env.unwrapped).__name__)
-    env_id = env
+    env_id = env if isinstance(env, str) else {
+        maze.SimpleMaze: "simple_maze", maze.MetaLabyrinth: "meta_labyrinth",
+    }.get(type(env.unwrapped), type(env.unwrapped).__name__)
     if env_id == "simple_maze":
         states = maze.all_states()
         return PairedObservations(states.normal, states.inverse, states.next_index)
     if env_id == "meta_labyrinth":
-        env = maze.MetaLabyrinth()
+        lab = maze.MetaLabyrinth()
         rng = np.random.default_rng(derive_seed(seed, 8))
         normal, inverse = [], []
         for i in range(n):  # a fresh maze, then a few random moves so agents are not at starts
-            env.reset(seed=derive_seed(seed, 9, i))
+            lab.reset(seed=derive_seed(seed, 9, i))
             for _ in range(int(rng.integers(0, 10))):
-                env.step(int(rng.integers(4)))
-            normal.append(maze.render_meta_labyrinth(env.state(), False))
-            inverse.append(maze.render_meta_labyrinth(env.state(), True))
+                lab.step(int(rng.integers(4)))
+            normal.append(maze.render_meta_labyrinth(lab.state(), False))
+            inverse.append(maze.render_meta_labyrinth(lab.state(), True))
         return PairedObservations(np.stack(normal), np.stack(inverse), None)
     raise KeyError(f"no paired renderings for env '{env_id}' (have simple_maze, meta_labyrinth)")
 
@@ -51,6 +50,13 @@ def embedding_distance(base, transferred, pairs: PairedObservations) -> tuple[fl
     xb = base.embed(torch.as_tensor(pairs.normal, device=device)).cpu()
     xt = transferred.embed(torch.as_tensor(pairs.inverse, device=device)).cpu()
     return float((xb - xt).norm(dim=-1).mean()), xb.numpy(), xt.numpy()
+
+
+def embedding_spread(x: np.ndarray) -> float:
+    """Mean pairwise distance of an embedding: the scale a distance is judged against (a 2-d
+    maze embedding and a 192-d labyrinth one differ in scale, not in what agreement means)."""
+    x = torch.as_tensor(x)
+    return float(torch.cdist(x, x).mean())
 
 
 def load_base(agent, source: str):
@@ -79,11 +85,8 @@ class EmbeddingAgreement(L.Callback):
         pairs = paired_observations(env, self.states, self.seed)
         distance, xb, xt = embedding_distance(base, pl_module, pairs)
         pl_module.train(was_training)
-        # the raw distance depends on the embedding's scale (2-d maze vs 192-d labyrinth); relative
-        # to the base embedding's mean pairwise distance it reads the same in both
-        spread = float(torch.cdist(torch.as_tensor(xb), torch.as_tensor(xb)).mean())
         self.diagnostics = {"embedding_distance": distance,
-                            "embedding_distance_rel": distance / max(spread, 1e-8)}
+                            "embedding_distance_rel": distance / max(embedding_spread(xb), 1e-8)}
         if trainer.is_global_zero:  # the figure's data; the report draws it
             extra = {} if pairs.next_index is None else {"next_index": pairs.next_index}
             np.savez(Path(trainer.default_root_dir) / "embedding.npz", base=xb, transferred=xt, **extra)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from lightning_wm.diagnostics import EmbeddingAgreement
 from lightning_wm.transfer.base import (
     SourceState,
     TransferCallback,
@@ -32,16 +33,10 @@ CALLBACKS: dict[str, type[TransferCallback]] = {
     "freeze": FreezeComponents,
     "reset": ResetComponents,
     "loss_schedule": LossSchedule,
+    # diagnostics are callbacks too (they read a source checkpoint by slot), named beside transfer
+    "embedding_agreement": EmbeddingAgreement,
 }
 
-
-def _register_diagnostics() -> None:
-    # diagnostics are callbacks too (they read a source checkpoint by slot), named beside transfer
-    from lightning_wm.diagnostics import EmbeddingAgreement
-    CALLBACKS["embedding_agreement"] = EmbeddingAgreement
-
-
-_register_diagnostics()
 
 
 def make_callback(name: str, args: Mapping[str, Any], sources: Mapping[str, str]) -> TransferCallback:
