@@ -48,6 +48,15 @@ def _check_callbacks(callbacks, slots: set[str], where: str, registry) -> None:
         if cb.source is not None and cb.source not in slots:
             raise ValueError(f"{where}.callbacks.{j}.source: slot '{cb.source}' is not declared "
                              f"in {where}.uses (expected one of {sorted(slots)})")
+        many = cb.args.get("sources")  # callbacks that read several checkpoints (meta_model)
+        if many is not None:
+            if isinstance(many, str) or not isinstance(many, list) or not many:
+                raise ValueError(f"{where}.callbacks.{j}.args.sources: expected a non-empty list "
+                                 "of slots")
+            for k, slot in enumerate(many):
+                if slot not in slots:
+                    raise ValueError(f"{where}.callbacks.{j}.args.sources.{k}: slot '{slot}' is "
+                                     f"not declared in {where}.uses (expected one of {sorted(slots)})")
 
 
 def _check_target(suite: "Suite", i: int, tgt) -> None:

@@ -60,7 +60,9 @@ class _Builder:
 
     def _common(self, agent: str, config: dict, tasks: list[str], callbacks, budget_role: str,
                 seed: int, slots: dict[str, str]) -> dict[str, Any]:
-        envs = [{"env": self.suite.tasks[t].env, "options": dict(self.suite.tasks[t].options)}
+        # profile task_options override every task's own (e.g. proprioceptive obs on a laptop)
+        envs = [{"env": self.suite.tasks[t].env,
+                 "options": {**self.suite.tasks[t].options, **self.profile.task_options}}
                 for t in tasks]
         cfg = {**config, **self.profile.agent_config}  # profile overrides suite
         cbs = [cb.model_dump() for cb in callbacks]

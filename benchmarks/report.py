@@ -43,7 +43,7 @@ class Reference:
     name: str
     citation: str
     metric: str
-    values: Mapping[str, Mapping[str, float]]
+    values: Mapping[str, Mapping[str, float | str]]
 
 
 @dataclass(frozen=True)
@@ -218,11 +218,15 @@ def _dig(d: Any, path: tuple) -> Any:
 
 def _references(cells: list[dict], facts: SuiteFacts) -> list[dict]:
     index = {(c["task"], c["method"]): c for c in cells}
+    ran = {c["task"] for c in cells}
     out = []
     for ref in facts.references:
+        # only the tasks this report has runs for: a laptop profile runs one target of six
         rows = [{"task": t, "method": m, "paper": v,
                  "ours": _dig(index.get((t, m)), REFERENCE_PATHS.get(ref.metric, ()))}
-                for t, per in sorted(ref.values.items()) for m, v in sorted(per.items())]
+                for t, per in sorted(ref.values.items()) if t in ran for m, v in sorted(per.items())]
+        if not rows:
+            continue
         out.append({"name": ref.name, "citation": ref.citation, "metric": ref.metric, "rows": rows})
     return out
 
@@ -302,6 +306,8 @@ def write_report(root: Path, out: Path | None = None,
 def _num(x: Any) -> str:
     if x is None:
         return "—"
+    if isinstance(x, str):  # a paper value as printed, e.g. "1199 ± 558"
+        return x
     a = abs(float(x))
     if a < 1e-9:  # bootstrap round-off, e.g. -4.6e-18 for an exact zero
         return "0.00"

@@ -84,6 +84,7 @@ class ProfileSpec(_Strict):
     methods: list[str] | None = None         # subset of methods
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
+    task_options: dict[str, Any] = Field(default_factory=dict)  # overrides for every task's env
     # overrides for every callback of a name, e.g. a loss schedule's until_step at this budget
     callback_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
     source_seeds: dict[str, list[int]] = Field(default_factory=dict)  # source -> its seed pool
@@ -103,7 +104,9 @@ class ReferenceSpec(_Strict):
     name: str
     citation: str
     metric: Literal["auc", "final", "jumpstart", "transfer_ratio"]
-    values: dict[str, dict[str, float]]      # task -> method -> value
+    # task -> method -> value: a number, or the paper's text ("1199 ± 558") where it gives a
+    # spread or where digits are illegible in the source ("?49?": the '?' digits are lost)
+    values: dict[str, dict[str, float | str]]
 
 
 class Suite(_Strict):

@@ -38,3 +38,38 @@ def crar_d1(x1: torch.Tensor, x2: torch.Tensor, c_d: float) -> torch.Tensor:
 def crar_d2(x: torch.Tensor) -> torch.Tensor:
     """L_d2 = max(‖x‖_∞ − 1, 0): keeps embeddings inside the unit ∞-ball (001 §4.2)."""
     return torch.clamp(x.abs().amax(-1) - 1.0, min=0.0).mean()
+
+
+# -- Dreamer (seed 000 §2 and Algorithm 1; Hafner et al., 2020) --------------------------------
+# Time-major tensors: [T, ...].
+
+def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: float | torch.Tensor,
+                   bootstrap: torch.Tensor, lam: float) -> torch.Tensor:
+    """V_λ targets of seed 000 Algorithm 1 ("Compute value estimates V_λ(s_τ)"), backwards:
+
+        V_λ(t) = r_t + γ_t [(1 − λ) v_{t+1} + λ V_λ(t+1)],   with v_T = V_λ(T) = ``bootstrap``.
+
+    ``reward``, ``value`` and ``discount`` (γ_t, a float or a tensor like ``reward``) are
+    ``[T, ...]``; ``bootstrap`` is v(s_T), ``[...]``. λ = 1 gives the discounted return
+    bootstrapped at T, λ = 0 the one-step TD target.
+    """
+    discount = torch.as_tensor(discount, dtype=reward.dtype, device=reward.device).expand_as(reward)
+    next_value = torch.cat([value[1:], bootstrap.unsqueeze(0)], 0)
+    # the part of each target that does not depend on later targets
+    base = reward + discount * (1.0 - lam) * next_value
+    out = []
+    last = bootstrap
+    for t in reversed(range(reward.shape[0])):
+        last = base[t] + discount[t] * lam * last
+        out.append(last)
+    return torch.stack(out[::-1])
+
+
+def kl_free_nats(kl: torch.Tensor, free_nats: float) -> torch.Tensor:
+    """max(mean KL, free nats): the KL term of Dreamer's model loss (Hafner et al., 2020).
+
+    Below ``free_nats`` the term is constant, so it stops pulling the posterior towards the
+    prior before the latent has encoded anything (no gradient there). The mean is taken first,
+    over batch and time, as Dreamer V1 does.
+    """
+    return torch.clamp(kl.mean(), min=free_nats)

@@ -26,9 +26,20 @@ def _crar(obs_shape, action_dim, discrete, **config) -> Agent:
     return CRARAgent(obs_shape, action_dim, **config)
 
 
+def _dreamer(obs_shape, action_dim, discrete, **config) -> Agent:
+    from lightning_wm.agents.dreamer import DreamerAgent
+    if discrete:
+        raise ValueError("dreamer (V1) takes continuous (Box) actions only; "
+                         "discrete actions need DreamerV2's reinforce gradients")
+    if len(obs_shape) not in (1, 3):
+        raise ValueError(f"dreamer needs [C, 64, 64] uint8 images or flat vectors, got {obs_shape}")
+    return DreamerAgent(obs_shape, action_dim, **config)
+
+
 AGENTS: dict[str, Callable[..., Agent]] = {
     "tiny_q": _tiny_q,
     "crar": _crar,
+    "dreamer": _dreamer,
 }
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from lightning_wm.agents.value_based import ValueBasedAgent
 from lightning_wm.losses import (crar_d1, crar_d2, crar_transition_loss, double_q_target)
+from lightning_wm.nets.grid import GridHead
 from lightning_wm.nets.heads import MLPHead
 
 #: the meta-labyrinth draws every maze cell as a 6×6-pixel block; the conv encoder keeps one
@@ -70,6 +71,19 @@ class ConvEncoder(nn.Module):
         return self.out(self.hidden(obs.unsqueeze(1))).flatten(1)
 
 
+def grid_heads(grid: tuple[int, int, int], action_dim: int, width: int) -> dict[str, nn.Module]:
+    """Conv heads on the 8×8×3 map (see :mod:`lightning_wm.nets.grid`): local dynamics and
+    reward read a 5×5 neighbourhood; Q and discount also see the whole grid (dilations 2 and 4),
+    since a key's value and the last key's terminal both depend on distant cells."""
+    c = grid[0]
+    return {
+        "transition": GridHead(grid, c, action_dim, width, (1, 1)),
+        "reward": GridHead(grid, 1, action_dim, width, (1, 1), pool=True),
+        "discount": GridHead(grid, 1, action_dim, width, (1, 2, 4), pool=True),
+        "q": GridHead(grid, action_dim, 0, width, (1, 2, 4, 1), pool=True),
+    }
+
+
 def conv_abstract_dim(obs_shape: tuple[int, int], channels: int = 3) -> int:
     return channels * (obs_shape[0] // BLOCK) * (obs_shape[1] // BLOCK)
 
@@ -81,7 +95,8 @@ class CRARAgent(ValueBasedAgent):
                  encoder: str = "dense", hidden: int = 64, layers: int = 2, lr: float = 5e-4,
                  gamma: float = 0.9, c_d: float = 5.0, eps_start: float = 1.0,
                  eps_end: float = 0.1, eps_steps: int = 10_000, target_every: int = 500,
-                 conv_channels: int = 3, conv_width: int = 32, conv_stem: str = "pool") -> None:
+                 conv_channels: int = 3, conv_width: int = 32, conv_stem: str = "pool",
+                 heads: str = "mlp") -> None:
         obs_shape = tuple(int(d) for d in obs_shape)
         if encoder == "dense":
             abstract_dim = 2 if abstract_dim is None else abstract_dim  # seed §5.1: two neurons
@@ -95,15 +110,21 @@ class CRARAgent(ValueBasedAgent):
             enc = ConvEncoder(obs_shape, conv_channels, conv_width, conv_stem)
         else:
             raise ValueError(f"encoder must be 'dense' or 'conv', got {encoder!r}")
-        xa = abstract_dim + action_dim
+        if heads == "mlp":
+            xa = abstract_dim + action_dim
+            parts = {"transition": MLPHead(xa, abstract_dim, hidden, layers),
+                     "reward": MLPHead(xa, 1, hidden, layers),
+                     "discount": MLPHead(xa, 1, hidden, layers),
+                     "q": MLPHead(abstract_dim, action_dim, hidden, layers)}
+        elif heads == "grid":
+            if encoder != "conv":
+                raise ValueError("heads='grid' needs the conv encoder's map-shaped abstract state")
+            parts = grid_heads((conv_channels, obs_shape[0] // BLOCK, obs_shape[1] // BLOCK),
+                               action_dim, hidden)
+        else:
+            raise ValueError(f"heads must be 'mlp' or 'grid', got {heads!r}")
         # the seed's buffered e⁻ and Q⁻ are the target copies of encoder and q
-        super().__init__({
-            "encoder": enc,
-            "transition": MLPHead(xa, abstract_dim, hidden, layers),
-            "reward": MLPHead(xa, 1, hidden, layers),
-            "discount": MLPHead(xa, 1, hidden, layers),
-            "q": MLPHead(abstract_dim, action_dim, hidden, layers),
-        }, ("encoder", "q"), action_dim)
+        super().__init__({"encoder": enc, **parts}, ("encoder", "q"), action_dim)
         self.save_hyperparameters()
         self.hparams.abstract_dim = abstract_dim
         self.obs_shape, self.abstract_dim = obs_shape, abstract_dim

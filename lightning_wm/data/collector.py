@@ -184,8 +184,9 @@ class Collector:
     def _in_flight(self) -> bytes | None:
         """The episodes in flight with their envs, when the envs can be pickled.
 
-        Pure-Python envs pickle, so a resumed run continues exactly where it stopped; simulators
-        that hold native handles (pybullet, ALE) don't, and their episodes restart on resume.
+        Pure-Python envs pickle, and so do the PyBullet adapters (they save the simulator state),
+        so a resumed run continues exactly where it stopped; an env that can't be pickled (a
+        native handle with no saved state) has its episodes restarted on resume instead.
         """
         try:
             return pickle.dumps([(s.envs, s.task, s.obs, s.steps, s.ret) for s in self.slots])

@@ -173,6 +173,9 @@ class EnvDataModule(L.LightningDataModule):
             for task in self.tasks]))
         agent.train(was_training)
         self.curve.append((steps, score))
+        logger = self.trainer.logger if self.trainer is not None else None
+        if logger is not None and self.trainer.is_global_zero:  # beside the losses, by env step
+            logger.log_metrics({"eval/return": score, "eval/env_steps": steps}, step=steps)
         while self.next_eval <= steps:
             self.next_eval += self.config.eval_every
 

@@ -33,6 +33,8 @@ class PadSpaces(gym.Wrapper):
             self.action_space = gym.spaces.Box(low, high, dtype=np.float32)
 
     def _pad(self, obs) -> np.ndarray:
+        if self.observation_space is self.env.observation_space:  # no obs_dim: images untouched
+            return obs
         flat = np.asarray(obs, np.float32).ravel()
         if len(flat) == self._obs_dim:
             return flat

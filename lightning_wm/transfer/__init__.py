@@ -24,6 +24,7 @@ from lightning_wm.transfer.component import (
     ModularTransfer,
     ResetComponents,
 )
+from lightning_wm.transfer.meta_model import MetaModelTransfer
 from lightning_wm.transfer.schedule import FreezeComponents, LossSchedule
 
 CALLBACKS: dict[str, type[TransferCallback]] = {
@@ -33,6 +34,7 @@ CALLBACKS: dict[str, type[TransferCallback]] = {
     "freeze": FreezeComponents,
     "reset": ResetComponents,
     "loss_schedule": LossSchedule,
+    "meta_model": MetaModelTransfer,
     # diagnostics are callbacks too (they read a source checkpoint by slot), named beside transfer
     "embedding_agreement": EmbeddingAgreement,
 }
@@ -40,17 +42,25 @@ CALLBACKS: dict[str, type[TransferCallback]] = {
 
 
 def make_callback(name: str, args: Mapping[str, Any], sources: Mapping[str, str]) -> TransferCallback:
-    """Build callback ``name`` from ``args``; a ``source`` argument names a slot of ``sources``."""
+    """Build callback ``name`` from ``args``; a ``source`` argument names a slot of ``sources``,
+    a ``sources`` argument a list of slots (callbacks that read several checkpoints)."""
     if name not in CALLBACKS:
         raise KeyError(f"unknown transfer callback '{name}'; known: {sorted(CALLBACKS)}")
     kwargs = dict(args)
-    if "source" in kwargs:
-        slot = kwargs["source"]
+
+    def path(slot: str) -> str:
         if slot not in sources:
             raise KeyError(
                 f"callback '{name}': unknown source slot '{slot}'; known: {sorted(sources)}"
             )
-        kwargs["source"] = sources[slot]
+        return sources[slot]
+
+    if "source" in kwargs:
+        kwargs["source"] = path(kwargs["source"])
+    if "sources" in kwargs:
+        if isinstance(kwargs["sources"], str):
+            raise TypeError(f"callback '{name}': 'sources' must be a list of slots")
+        kwargs["sources"] = [path(slot) for slot in kwargs["sources"]]
     return CALLBACKS[name](**kwargs)
 
 
@@ -64,7 +74,8 @@ def describe_callbacks() -> dict[str, str]:
 
 __all__ = [
     "CALLBACKS", "MODULAR_DEFAULT", "MODULAR_FULL", "PRESETS", "FractionalTransfer",
-    "FreezeComponents", "LoadComponents", "LossSchedule", "ModularTransfer", "ResetComponents",
+    "FreezeComponents", "LoadComponents", "LossSchedule", "MetaModelTransfer", "ModularTransfer",
+    "ResetComponents",
     "SourceState", "TransferCallback", "copy_", "describe_callbacks", "freeze", "load_source",
     "make_callback", "mix_", "reinit", "source_state_for", "unfreeze",
 ]

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks import report as R
 from benchmarks.report import Reference, SuiteFacts, build_report, write_report
 from benchmarks.results import (Provenance, ResultError, RunRecord, SourceUse, load_results,
                                 write_curve, write_record)
@@ -105,6 +106,19 @@ def test_sources_diagnostics_references_aggregates(root):
     agg = report["aggregates"]
     assert agg["normalisation"].startswith("raw")
     assert agg["methods"]["transfer"]["mean"]["point"] == pytest.approx(8.0)
+
+
+def test_references_keep_tasks_that_ran_and_printed_values(root):
+    facts = SuiteFacts(references=(
+        Reference("t1", "seed 000", "auc", {"reach": {"scratch": "1199 ± 558"},
+                                             "push": {"scratch": "?49? ± 44?"}}),
+        Reference("t2", "seed 000", "final", {"push": {"scratch": 3.0}})))
+    report = build_report(load_results(root), facts, reps=50)
+    assert [r["name"] for r in report["references"]] == ["t1"]  # t2 has no task that ran
+    assert report["references"][0]["rows"] == [
+        {"task": "reach", "method": "scratch", "paper": "1199 ± 558",
+         "ours": report["references"][0]["rows"][0]["ours"]}]
+    assert "| reach | scratch |" in "\n".join(R._md_group(report)) and "1199 ± 558" in "\n".join(R._md_group(report))
 
 
 def test_normalised_aggregate_over_two_tasks(tmp_path):

@@ -96,6 +96,13 @@ BAD = {
     "unknown_nested_field": (_set("tasks.corridor.option", {"length": 8}), "tasks.corridor.option",
                              ["unknown field"]),
     "source_cycle": (_cycle, "sources", ["cycle"]),
+    "callback_sources_slot_not_in_uses": (
+        _set("methods.finetune.callbacks.0.args", {"sources": ["base", "other"]}),
+        "methods.finetune.callbacks.0.args.sources.1",
+        ["slot 'other'", "methods.finetune.uses", "expected one of ['base']"]),
+    "callback_sources_not_a_list": (
+        _set("methods.finetune.callbacks.0.args", {"sources": "base"}),
+        "methods.finetune.callbacks.0.args.sources", ["non-empty list of slots"]),
 }
 
 
@@ -172,6 +179,12 @@ def test_valid_suite_validates(capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert "valid suite 'fake_transfer'" in out
     assert "error" not in err
+
+
+@pytest.mark.parametrize("name", ["fake_transfer", "inverse_maze", "pybullet_ftl", "pybullet_mmtl"])
+def test_shipped_suites_validate(name):
+    suite = load_suite(name)
+    assert suite.default_profile in suite.profiles and "smoke" in suite.profiles
 
 
 def test_load_by_name_matches_load_by_path():

@@ -27,6 +27,12 @@ def test_learns_the_corridor(tmp_path):
     assert result.env_steps == 2000
     assert result.steps[0] == 0 and result.steps[-1] == 2000
     assert max(result.returns[-3:]) >= 0.8, result.returns  # optimal is 0.94
+    # the evaluation curve also reaches the logger, beside the losses
+    import csv
+    rows = list(csv.DictReader(open(next((tmp_path).rglob("metrics.csv")))))
+    logged = [(int(float(r["eval/env_steps"])), float(r["eval/return"])) for r in rows
+              if r.get("eval/return")]
+    assert logged == [(s, pytest.approx(x)) for s, x in zip(result.steps, result.returns)]
 
 
 def test_same_seed_same_run(tmp_path):

@@ -1,0 +1,70 @@
+"""The pybullet_ftl and pybullet_mmtl smoke profiles end to end (tiny Dreamer, proprioceptive
+PyBullet tasks), and what their transfer did to the saved weights: FTL copied the world model of
+the multi-task source and re-drew the actor; MMTL kept the UFS encoder frozen and fed the target's
+reward head with the source reward models."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks.cli import main
+from benchmarks.results import load_results
+
+pytest.importorskip("pybullet")
+
+
+def _weights(result) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(result.path / "checkpoints/model.ckpt", map_location="cpu", weights_only=True)
+    return ckpt["state_dict"]
+
+
+def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _run(suite: str, out) -> tuple[dict, str]:
+    assert main(["run", suite, "--profile", "smoke", "--out", str(out)]) == 0
+    root = out / suite / "smoke"
+    runs = {(r.record.kind, r.record.method): r
+            for r in load_results(root)}
+    assert all(r.record.status == "completed" for r in runs.values())
+    return runs, (root / "leaderboard.md").read_text()
+
+
+@pytest.mark.slow
+def test_ftl_smoke_profile(tmp_path):
+    runs, board = _run("pybullet_ftl", tmp_path)
+    assert "Paper reference: Table 4" in board and "874 ± 121" in board  # the paper beside ours
+    assert "| pendulum | ftl_2src |" in board
+    source = runs[("source", "mt_pendulum_2")]
+    assert source.record.tasks == ["halfcheetah", "double_pendulum"]  # one multi-task agent
+    src, ftl = _weights(source), _weights(runs[("target", "ftl_2src")])
+    scratch = _weights(runs[("target", "scratch")])
+    # the target trained after the transfer, so compare the encoder's shapes and the actor's
+    # departure from the source: the actor was re-drawn, the world model started from the source
+    enc = "components.encoder."
+    assert _part(src, enc).keys() == _part(ftl, enc).keys()
+    gap = lambda a, b, p: sum((_part(a, p)[k] - _part(b, p)[k]).norm() for k in _part(a, p))
+    assert gap(ftl, src, enc) < gap(scratch, src, enc)
+
+
+@pytest.mark.slow
+def test_mmtl_smoke_profile(tmp_path):
+    runs, board = _run("pybullet_mmtl", tmp_path)
+    assert "Paper reference: Table 4" in board and "731 ± 332" in board
+    ufs = _weights(runs[("source", "ufs")])
+    enc = "components.encoder."
+    for name in ("on_ufs_halfcheetah", "on_ufs_double_pendulum"):  # frozen UFS encoder
+        assert _same(_part(_weights(runs[("source", name)]), enc), _part(ufs, enc))
+    target = _weights(runs[("target", "mmtl_2src")])
+    assert _same(_part(target, enc), _part(ufs, enc))
+    assert bool(target["meta_ready"])
+    # the frozen meta inputs are exactly the two source reward models, in the suite's order
+    for i, name in enumerate(("on_ufs_halfcheetah", "on_ufs_double_pendulum")):
+        reward = _part(_weights(runs[("source", name)]), "components.reward.")
+        assert _same(_part(target, f"meta_rewards.{i}."), reward)
+    assert not _same(_part(_weights(runs[("target", "scratch")]), enc), _part(ufs, enc))
