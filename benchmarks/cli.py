@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="where to write (default: DIR)")
     g = sub.add_parser("regress", help="nightly verdict: current runs against a baseline set",
                        description="Exit 1 when a learning or speed regression is found, else 0.")
-    g.add_argument("--baseline", type=Path, required=True)
+    g.add_argument("--baseline", type=Path,
+                   help="committed results to compare with; without it only the learning gate runs "
+                        "(scratch must reach each task's threshold in most seeds)")
     g.add_argument("--current", type=Path, required=True)
     g.add_argument("--speed-factor", type=float, default=1.5,
                    help="throughput drop counted as a regression (default 1.5x)")

@@ -49,6 +49,11 @@ class RunSpec:
         return RunSpec(**d)
 
 
+#: training settings that change how fast a run goes, never its results: not in the run hash, so
+#: turning them on reuses finished runs
+SPEED_ONLY = ("env_workers",)
+
+
 def content_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -70,7 +75,8 @@ class _Builder:
             cb["args"] = {**cb["args"], **self.profile.callback_args.get(cb["name"], {})}
         body = {"agent": agent, "agent_config": cfg, "envs": envs, "callbacks": cbs,
                 "budget": self.profile.budgets[budget_role], "seed": seed,
-                "training": self.profile.training.model_dump(),
+                "training": {k: v for k, v in self.profile.training.model_dump().items()
+                             if k not in SPEED_ONLY},
                 "sources": {s: self.runs[r].config_hash for s, r in slots.items()}}
         return {"envs": envs, "agent": agent, "agent_config": cfg, "callbacks": cbs,
                 "budget": body["budget"], "training": body["training"],

@@ -10,6 +10,9 @@ Cells are (suite, task, method); source runs form cells too, checked for failure
   baseline / ``speed_factor``.
 * failure: a seed completed in the baseline has no completed run in current.
 * cells on one side only are listed as missing, which is not a failure.
+* learning gate (``learning_gate``, also run without a baseline): in every task the suite gives a
+  threshold, most seeds of the scratch baseline must reach it within their budget. This is how a
+  nightly profile shows that an agent learns, not merely that it runs.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import numpy as np
 from benchmarks.report import SuiteFacts, as_facts, run_scores
 from benchmarks.results import ResultError, RunResult, load_results
 from benchmarks.suite import Suite, load_suite
-from lightning_wm.metrics import Interval, difference_ci, mean
+from lightning_wm.metrics import Interval, difference_ci, mean, time_to_threshold
 
 MIN_SEEDS = 2
 
@@ -86,6 +89,27 @@ def _learning(name: str, base: list, cur: list, facts: SuiteFacts, confidence: f
     if ci.high < 0:
         return Row(name, metric, bm, cm, ci, "REGRESSION: learning", True)
     return Row(name, metric, bm, cm, ci, "ok")
+
+
+def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> list[Row]:
+    """One row per (task with a threshold, scratch baseline) cell; regressed unless a majority
+    of its completed seeds reach the threshold."""
+    rows = []
+    for key, runs in sorted(_cells(current).items()):
+        suite, task, method, kind = key
+        f = facts.get(suite, SuiteFacts())
+        threshold = f.thresholds.get(task)
+        if kind != "target" or method != f.baseline or threshold is None:
+            continue
+        times = [time_to_threshold(r.curve.steps, r.curve.returns, threshold)
+                 for r in _done(runs) if r.curve is not None]
+        hits = sorted(t for t in times if np.isfinite(t))
+        learns = 2 * len(hits) > len(times)
+        first = f", first at {hits[0]:.0f} env steps" if hits else ""
+        verdict = (f"{'ok' if learns else 'REGRESSION: does not learn'}: {len(hits)}/{len(times)} "
+                   f"seeds reach {threshold:g}{first}")
+        rows.append(Row(_name(key), "threshold", None, len(hits), None, verdict, not learns))
+    return rows
 
 
 def _speed(name: str, base: list, cur: list, factor: float) -> Row | None:
@@ -152,19 +176,23 @@ def _load_facts(names: set[str], lookup: Callable, out: TextIO) -> dict[str, Sui
     return facts
 
 
-def main_regress(baseline_dir: Path | str, current_dir: Path | str, speed_factor: float = 1.5,
+def main_regress(baseline_dir: Path | str | None, current_dir: Path | str, speed_factor: float = 1.5,
                  out_stream: TextIO | None = None, *,
                  suite_lookup: Callable[[str], Suite | SuiteFacts] = load_suite) -> int:
     """Print the comparison table; 0 = no regression, 1 = regression, 2 = could not compare."""
     import sys
     out = out_stream or sys.stdout
     try:
-        baseline, current = load_results(Path(baseline_dir)), load_results(Path(current_dir))
+        # no baseline yet (a new suite): only the learning gate can fail
+        baseline = load_results(Path(baseline_dir)) if baseline_dir is not None else []
+        current = load_results(Path(current_dir))
     except ResultError as e:
         print(f"error: {e}", file=out)
         return 2
     facts = _load_facts({r.record.suite for r in baseline + current}, suite_lookup, out)
     verdict = compare(baseline, current, speed_factor, facts=facts)
+    gate = learning_gate(current, facts)
+    verdict = Verdict(verdict.rows + gate, verdict.regressed or any(r.regressed for r in gate))
     print(format_table(verdict), file=out)
     bad = sum(r.regressed for r in verdict.rows)
     missing = sum(r.verdict.startswith("missing") for r in verdict.rows)

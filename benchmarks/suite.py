@@ -74,6 +74,7 @@ class TrainingSpec(_Strict):
     checkpoint_every: int = Field(1000, gt=0)
     replay_capacity: int = Field(100_000, gt=0)
     num_envs: int = Field(1, gt=0)
+    env_workers: int = Field(0, ge=0)            # processes stepping the envs (0: in-process)
 
 
 class ProfileSpec(_Strict):

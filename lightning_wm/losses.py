@@ -73,3 +73,48 @@ def kl_free_nats(kl: torch.Tensor, free_nats: float) -> torch.Tensor:
     over batch and time, as Dreamer V1 does.
     """
     return torch.clamp(kl.mean(), min=free_nats)
+
+
+# -- DreamerV2 (seed 004 §2.3; Hafner et al., 2021, the seed's [8]) ---------------------------
+# Categorical latents are logits [..., G, K]: G independent categoricals of K classes.
+
+def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
+    """KL(q ‖ p) = Σ_g Σ_k q_gk (ln q_gk − ln p_gk), per batch element ``[...]``."""
+    log_q, log_p = post_logits.log_softmax(-1), prior_logits.log_softmax(-1)
+    return (log_q.exp() * (log_q - log_p)).sum((-2, -1))
+
+
+def balanced_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor,
+                alpha: float) -> torch.Tensor:
+    """KL balancing of the dynamics loss β KL[q ‖ p] (seed 004 eq. (3); DreamerV2 §2):
+
+        α KL(sg(q) ‖ p) + (1 − α) KL(q ‖ sg(p)),   per batch element ``[...]``.
+
+    The value is KL(q ‖ p); the gradient trains the prior towards the posterior with weight α
+    (0.8 in DreamerV2) and regularises the posterior towards the prior with 1 − α, so the prior
+    learns faster than the posterior collapses onto it.
+    """
+    to_prior = categorical_kl(post_logits.detach(), prior_logits)
+    to_post = categorical_kl(post_logits, prior_logits.detach())
+    return alpha * to_prior + (1.0 - alpha) * to_post
+
+
+def kl_balance(post_logits: torch.Tensor, prior_logits: torch.Tensor, alpha: float = 0.8,
+               free: float = 0.0) -> torch.Tensor:
+    """The scalar dynamics loss: max(mean balanced KL, ``free``) (DreamerV2 averages before the
+    free-nats clamp; both of its halves have the same value, so one clamp serves both)."""
+    return kl_free_nats(balanced_kl(post_logits, prior_logits, alpha), free)
+
+
+def cumulative_discount(discount: torch.Tensor) -> torch.Tensor:
+    """Weights of imagined steps ``[T, ...]``: w_0 = 1, w_t = Π_{k<t} γ̂_k (DreamerV2's
+    ``seq['weight']``): a state counts as much as the chance that the trajectory reached it."""
+    ones = torch.ones_like(discount[:1])
+    return torch.cumprod(torch.cat([ones, discount[:-1]], 0), 0)
+
+
+def reinforce_objective(log_prob: torch.Tensor, returns: torch.Tensor,
+                        baseline: torch.Tensor) -> torch.Tensor:
+    """ln π(a_t | ẑ_t) · sg(V^λ − v(ẑ_t)) of seed 004 eq. (6), to be maximised (Williams, 1992:
+    the seed's [19]); the advantage is a constant, only the log-likelihood carries gradient."""
+    return log_prob * (returns - baseline).detach()

@@ -36,10 +36,19 @@ def _dreamer(obs_shape, action_dim, discrete, **config) -> Agent:
     return DreamerAgent(obs_shape, action_dim, **config)
 
 
+def _dreamer_v2(obs_shape, action_dim, discrete, **config) -> Agent:
+    from lightning_wm.agents.dreamer_v2 import DreamerV2Agent
+    if len(obs_shape) not in (1, 3):
+        raise ValueError(f"dreamer_v2 needs [C, 64, 64] uint8 images or flat vectors, "
+                         f"got {obs_shape}")
+    return DreamerV2Agent(obs_shape, action_dim, **{**config, "discrete": bool(discrete)})
+
+
 AGENTS: dict[str, Callable[..., Agent]] = {
     "tiny_q": _tiny_q,
     "crar": _crar,
     "dreamer": _dreamer,
+    "dreamer_v2": _dreamer_v2,
 }
 
 

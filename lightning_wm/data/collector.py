@@ -3,19 +3,19 @@
 It runs ``num_envs`` environment slots in lock-step under one batched policy, writes finished
 episodes to the replay, and evaluates greedy policies on separate environments. Every reset is
 seeded from ``(seed, slot, episode index)``, so collection is reproducible and a resumed run starts
-its next episodes exactly where the counters say.
+its next episodes exactly where the counters say. The slots' envs live in this process or, with
+``env_workers`` >= 1, in worker processes that step them in parallel (same results either way).
 """
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
 from lightning_wm.data.replay import EpisodeReplay
-
-EnvFactory = Callable[[int], gym.Env]  # task id -> a fresh env
+from lightning_wm.data.workers import EnvFactory, EnvWorkers, LocalEnvs
 
 
 class Policy(Protocol):
@@ -57,21 +57,27 @@ def random_actions(rng: np.random.Generator, spaces: list[gym.Space], width: int
 
 
 class _Slot:
-    """One environment slot: its env per task, the episode in flight."""
+    """One environment slot's episode in flight (its envs live in the collector's backend)."""
 
     def __init__(self) -> None:
-        self.envs: dict[int, gym.Env] = {}
         self.task = 0
+        self.space: gym.Space | None = None   # the action space of the slot's env for ``task``
         self.obs: Any = None
         self.steps: dict[str, list] = {}
         self.ret = 0.0
 
 
 class Collector:
+    """Steps ``num_envs`` slots in lock-step; with ``env_workers`` >= 1 their envs live in that
+    many worker processes (see :mod:`lightning_wm.data.workers`) and step in parallel, with the
+    same results as in-process stepping (``env_workers=0``)."""
+
     def __init__(self, make_env: EnvFactory, tasks: list[int], num_envs: int, action_dim: int,
-                 seed: int, task_sampling: str = "round_robin") -> None:
+                 seed: int, task_sampling: str = "round_robin", env_workers: int = 0) -> None:
         if task_sampling not in ("round_robin", "uniform"):
             raise ValueError(f"task_sampling must be 'round_robin' or 'uniform', not {task_sampling!r}")
+        if env_workers < 0:
+            raise ValueError(f"env_workers must be >= 0, not {env_workers}")
         self.make_env, self.tasks = make_env, list(tasks)
         self.action_dim, self.seed, self.task_sampling = action_dim, seed, task_sampling
         self.slots = [_Slot() for _ in range(num_envs)]
@@ -79,26 +85,32 @@ class Collector:
         self.env_steps = 0
         self.rng = np.random.default_rng(derive_seed(seed, 1))
         self.eval_envs: dict[int, gym.Env] = {}
+        # more workers than slots would sit idle
+        self.envs = (EnvWorkers(make_env, min(env_workers, num_envs)) if env_workers
+                     else LocalEnvs(make_env))
 
     # -- episodes ---------------------------------------------------------------------------------
-    def _env(self, slot: _Slot, task: int) -> gym.Env:
-        if task not in slot.envs:
-            slot.envs[task] = self.make_env(task)
-        return slot.envs[task]
-
     def _next_task(self) -> int:
         if self.task_sampling == "uniform":
             return self.tasks[int(self.rng.integers(len(self.tasks)))]
         return self.tasks[self.episodes_started % len(self.tasks)]
 
-    def _begin(self, i: int, slot: _Slot) -> None:
-        slot.task = self._next_task()
-        env = self._env(slot, slot.task)
-        slot.obs, _ = env.reset(seed=derive_seed(self.seed, 2, i, self.episodes_started))
-        self.episodes_started += 1
-        slot.ret = 0.0
-        slot.steps = {"obs": [slot.obs], "action": [np.zeros(self.action_dim, np.float32)],
-                      "reward": [0.0], "is_first": [True], "is_terminal": [False]}
+    def _begin_episodes(self) -> np.ndarray:
+        """Reset the slots with no episode in flight, in slot order; returns the is_first flags."""
+        first = np.array([s.obs is None for s in self.slots], bool)
+        calls = []
+        for i, slot in enumerate(self.slots):
+            if first[i]:
+                slot.task = self._next_task()
+                seed = derive_seed(self.seed, 2, i, self.episodes_started)
+                calls.append((i, "reset", (slot.task, seed)))
+                self.episodes_started += 1
+        for (i, _, _), (obs, space) in zip(calls, self.envs.call(calls)):
+            slot = self.slots[i]
+            slot.obs, slot.space, slot.ret = obs, space, 0.0
+            slot.steps = {"obs": [obs], "action": [np.zeros(self.action_dim, np.float32)],
+                          "reward": [0.0], "is_first": [True], "is_terminal": [False]}
+        return first
 
     def collect(self, policy: Policy | None, n_steps: int, replay: EpisodeReplay) -> list[float]:
         """Step every slot until at least ``n_steps`` env steps are done; returns finished
@@ -111,30 +123,27 @@ class Collector:
         returns: list[float] = []
         done = 0
         while done < n_steps:
-            first = np.zeros(len(self.slots), bool)
-            for i, slot in enumerate(self.slots):
-                if slot.obs is None:
-                    self._begin(i, slot)
-                    first[i] = True
-            spaces = [s.envs[s.task].action_space for s in self.slots]
+            first = self._begin_episodes()
             if policy is None:
-                actions = random_actions(self.rng, spaces, self.action_dim)
+                actions = random_actions(self.rng, [s.space for s in self.slots], self.action_dim)
             else:
                 actions = policy(np.stack([s.obs for s in self.slots]), first)
-            for slot, space, vec in zip(self.slots, spaces, actions):
-                r = self._step(slot, space, vec, replay)
+            results = self.envs.call([(i, "step", (s.task, to_env_action(s.space, vec)))
+                                      for i, (s, vec) in enumerate(zip(self.slots, actions))])
+            for slot, vec, result in zip(self.slots, actions, results):
+                r = self._record(slot, vec, result, replay)
                 if r is not None:
                     returns.append(r)
             done += len(self.slots)
         self.env_steps += done
         return returns
 
-    def _step(self, slot: _Slot, space, vec: np.ndarray, replay: EpisodeReplay) -> float | None:
-        obs, reward, terminated, truncated, _ = slot.envs[slot.task].step(to_env_action(space, vec))
-        slot.ret += float(reward)
+    def _record(self, slot: _Slot, vec: np.ndarray, result: tuple,
+                replay: EpisodeReplay) -> float | None:
+        obs, reward, terminated, truncated = result
+        slot.ret += reward
         for key, value in (("obs", obs), ("action", np.asarray(vec, np.float32)),
-                           ("reward", float(reward)), ("is_first", False),
-                           ("is_terminal", bool(terminated))):
+                           ("reward", reward), ("is_first", False), ("is_terminal", terminated)):
             slot.steps[key].append(value)
         slot.obs = obs
         if not (terminated or truncated):
@@ -174,22 +183,30 @@ class Collector:
         return total / episodes
 
     def close(self) -> None:
-        for env in [e for s in self.slots for e in s.envs.values()] + list(self.eval_envs.values()):
+        """Close every env, and stop the worker processes."""
+        self.envs.close()
+        for env in self.eval_envs.values():
             env.close()
+        self.eval_envs.clear()
 
     def state_dict(self) -> dict[str, Any]:
         return {"episodes_started": self.episodes_started, "env_steps": self.env_steps,
                 "rng": self.rng.bit_generator.state, "in_flight": self._in_flight()}
 
     def _in_flight(self) -> bytes | None:
-        """The episodes in flight with their envs, when the envs can be pickled.
+        """The episodes in flight with their envs (pickled where they live), when the envs can
+        be pickled.
 
         Pure-Python envs pickle, and so do the PyBullet adapters (they save the simulator state),
         so a resumed run continues exactly where it stopped; an env that can't be pickled (a
         native handle with no saved state) has its episodes restarted on resume instead.
         """
+        blobs = self.envs.call([(i, "get_state", ()) for i in range(len(self.slots))])
+        if any(b is None for b in blobs):
+            return None
         try:
-            return pickle.dumps([(s.envs, s.task, s.obs, s.steps, s.ret) for s in self.slots])
+            return pickle.dumps([(b, s.task, s.obs, s.steps, s.ret)
+                                 for b, s in zip(blobs, self.slots)])
         except Exception:  # noqa: BLE001 - any pickling failure just means "restart episodes"
             return None
 
@@ -198,8 +215,14 @@ class Collector:
         self.env_steps = state["env_steps"]
         self.rng.bit_generator.state = state["rng"]
         self.abandon_episodes()
-        if state.get("in_flight") is not None:
-            saved = pickle.loads(state["in_flight"])
-            if len(saved) == len(self.slots):
-                for slot, (envs, task, obs, steps, ret) in zip(self.slots, saved):
-                    slot.envs, slot.task, slot.obs, slot.steps, slot.ret = envs, task, obs, steps, ret
+        if state.get("in_flight") is None:
+            return
+        saved = pickle.loads(state["in_flight"])
+        if len(saved) != len(self.slots):
+            return
+        # older checkpoints hold each slot's env dict itself rather than its pickle
+        blobs = [envs if isinstance(envs, bytes) else pickle.dumps(envs) for envs, *_ in saved]
+        spaces = self.envs.call([(i, "set_state", (b,)) for i, b in enumerate(blobs)])
+        for slot, (_, task, obs, steps, ret), space in zip(self.slots, saved, spaces):
+            slot.task, slot.obs, slot.steps, slot.ret = task, obs, steps, ret
+            slot.space = space.get(task)

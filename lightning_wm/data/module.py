@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_wm.data.absorbing import with_absorbing
 from lightning_wm.data.collector import Collector, EnvFactory, derive_seed
 from lightning_wm.data.replay import EpisodeReplay
 
@@ -37,6 +38,7 @@ class TrainingConfig:
     replay_capacity: int = 100_000
     num_envs: int = 1
     task_sampling: str = "round_robin"
+    env_workers: int = 0   # processes stepping the slots' envs in parallel (0: in this process)
 
 
 class AgentPolicy:
@@ -104,15 +106,22 @@ class EnvDataModule(L.LightningDataModule):
         self._t_start = time.monotonic()
         if self.trainer is not None:
             self.rank, self.world = self.trainer.global_rank, self.trainer.world_size
+            # agents that train on sequences past episode ends (DreamerV2) opt in to absorbing states
+            self.replay = with_absorbing(self.replay, self.trainer.lightning_module)
         # each rank collects its share with its own envs and seeds
         self.local_budget = -(-self.budget // self.world)
         self.collector = Collector(self.make_env, self.tasks, self.config.num_envs, self.action_dim,
-                                   derive_seed(self.seed, 5, self.rank), self.config.task_sampling)
+                                   derive_seed(self.seed, 5, self.rank), self.config.task_sampling,
+                                   self.config.env_workers)
         self.rng = np.random.default_rng(derive_seed(self.seed, 4, self.rank))
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:
             self.collector.close()
+
+    def on_exception(self, exception: BaseException) -> None:
+        # a crashed fit skips teardown: stop the env worker processes here
+        self.teardown("fit")
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(ReplayStream(self), batch_size=None, num_workers=0)

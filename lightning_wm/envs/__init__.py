@@ -22,6 +22,13 @@ def _pybullet(task: str, **options: Any) -> gym.Env:
     return PyBulletEnv(task, **options)
 
 
+def _mario(**options: Any) -> gym.Env:
+    """Super Mario Bros levels (mario_levels); nes-py's emulator is loaded only when one is made."""
+    from lightning_wm.envs.mario import MarioEnv
+
+    return MarioEnv(**options)
+
+
 ENVS: dict[str, Callable[..., gym.Env]] = {
     "corridor": Corridor,
     "simple_maze": SimpleMaze,
@@ -34,6 +41,10 @@ ENVS: dict[str, Callable[..., gym.Env]] = {
     "ant": partial(_pybullet, "ant"),
     "pendulum_swingup": partial(_pybullet, "pendulum_swingup"),
     "double_pendulum_swingup": partial(_pybullet, "double_pendulum_swingup"),
+    # options: level ("1-1") or levels (["3-1", ...], one drawn uniformly per episode), size (64),
+    # action_repeat (4), sticky (0.2, per emulator frame), clip (15), max_steps (agent decisions,
+    # 27000), grayscale (True)
+    "mario": _mario,
 }
 
 

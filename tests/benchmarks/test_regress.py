@@ -139,3 +139,21 @@ def test_single_seed_is_not_judged(tmp_path):
 def test_speed_factor_below_one_rejected():
     with pytest.raises(ValueError):
         compare([], [], speed_factor=0.5)
+
+
+@pytest.mark.parametrize("levels, learns", [([10, 10, 10, 2, 2], True), ([10, 10, 2, 2, 2], False)])
+def test_learning_gate_needs_most_scratch_seeds_to_reach_the_threshold(tmp_path, levels, learns):
+    """Curves rise linearly to ``level`` at step 1000; the threshold 5 is reached by level-10
+    seeds at step 500 and never by level-2 ones. Runs without a baseline: the gate alone."""
+    c = tmp_path / "cur"
+    _set(c, levels, method="scratch")
+    _set(c, [0, 0, 0, 0, 0], method="transfer")   # transfer methods are not gated
+    facts = SuiteFacts(thresholds={"reach": 5.0})
+    out = io.StringIO()
+    code = main_regress(None, c, 1.5, out, suite_lookup=lambda name: facts)
+    text = out.getvalue()
+    assert code == (0 if learns else 1), text
+    hits = sum(level >= 10 for level in levels)
+    assert f"{hits}/5 seeds reach 5" in text and "first at 500 env steps" in text
+    assert ("REGRESSION: does not learn" in text) != learns
+    assert text.count("seeds reach") == 1  # one gate row: the scratch cell, not transfer

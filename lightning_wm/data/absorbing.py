@@ -1,0 +1,137 @@
+"""Sampling past the end of episodes with absorbing states (seed 004 §5.2).
+
+"Instead of throwing away short episodes, we allow DreamerV2 to sample past the end of an
+episode. For the time steps past the end of the episode, we treat the last step of the episode as
+an absorbing state, so that p(s_t = s_{t+1} | s_t, a_t) = 1, no matter the action. To this end, we
+repeat the last observation, set the reward and discount targets to 0 and uniformly sample a
+random action." (seed 004 §5.2)
+
+:func:`sample_absorbing` draws ``length``-step sequences from any
+:class:`~lightning_wm.data.replay.EpisodeReplay`, also from episodes shorter than ``length`` and
+from near their ends; each step after an episode's last one is an absorbing step:
+
+- ``obs``: the episode's last observation, repeated;
+- ``reward`` 0, ``is_terminal`` True (so the discount target 1 − is_terminal is 0), ``is_first``
+  False;
+- ``action``: a fresh uniformly random one-hot (``discrete``) or a uniform vector in [-1, 1]^A;
+- ``is_absorbing`` True (False on real steps), an extra key so a loss can mask these steps.
+
+A sequence may start at any real step whose window holds at most ``max_absorbing`` absorbing
+steps (default ``length`` − 1: every real step can start one). Episodes are drawn in proportion to
+their number of starts, tasks balanced as in ``EpisodeReplay.sample``; with ``max_absorbing=0``
+the draws, and hence the batches, are exactly those of ``EpisodeReplay.sample``.
+
+:class:`AbsorbingReplay` is an ``EpisodeReplay`` (same storage, same ``state_dict``) whose
+``sample`` / ``can_sample`` do this, so a data module opts in by holding one instead:
+``self.replay = with_absorbing(self.replay, agent)`` (the agent asks for it through its
+``absorbing_replay`` options, see :class:`~lightning_wm.agents.dreamer_v2.DreamerV2Agent`).
+As in the seed, the end of an episode is treated as absorbing whether it terminated or was cut
+by a time limit.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lightning_wm.data.replay import FIELDS, EpisodeReplay
+
+
+def _max_absorbing(length: int, max_absorbing: int | None) -> int:
+    cap = length - 1 if max_absorbing is None else int(max_absorbing)
+    if not 0 <= cap < length:
+        raise ValueError(f"max_absorbing must be in [0, {length - 1}], not {max_absorbing}")
+    return cap
+
+
+def start_counts(replay: EpisodeReplay, length: int,
+                 max_absorbing: int | None = None) -> np.ndarray:
+    """Per stored episode, how many start steps a ``length``-step window may have."""
+    lengths = np.array([len(ep["reward"]) for ep in replay.episodes], dtype=np.int64)
+    return np.maximum(lengths - length + 1 + _max_absorbing(length, max_absorbing), 0)
+
+
+def _episode_probs(replay: EpisodeReplay, starts: np.ndarray) -> np.ndarray:
+    """P(episode) ∝ its starts; per-task normalised first when tasks are balanced (the rule of
+    ``EpisodeReplay.sample``)."""
+    tasks = np.array(replay.task_ids)
+    weights = starts.astype(np.float64)
+    live = np.unique(tasks[starts > 0])
+    if replay.balance_tasks and len(live) > 1:
+        for task in live:
+            mask = tasks == task
+            weights[mask] /= weights[mask].sum()
+    return weights / weights.sum()
+
+
+def _absorbing_steps(ep: dict[str, np.ndarray], count: int, rng: np.random.Generator,
+                     discrete: bool) -> dict[str, np.ndarray]:
+    """``count`` absorbing steps after episode ``ep``'s last one."""
+    width = ep["action"].shape[-1]
+    if discrete:
+        action = np.zeros((count, width), ep["action"].dtype)
+        action[np.arange(count), rng.integers(0, width, count)] = 1
+    else:
+        action = rng.uniform(-1.0, 1.0, (count, width)).astype(ep["action"].dtype)
+    return {"obs": np.repeat(ep["obs"][-1:], count, axis=0), "action": action,
+            "reward": np.zeros(count, ep["reward"].dtype),
+            "is_first": np.zeros(count, ep["is_first"].dtype),
+            "is_terminal": np.ones(count, ep["is_terminal"].dtype)}
+
+
+def sample_absorbing(replay: EpisodeReplay, rng: np.random.Generator, batch_size: int,
+                     length: int, discrete: bool = True,
+                     max_absorbing: int | None = None) -> dict[str, np.ndarray]:
+    """``batch_size`` sequences of ``length`` steps, padded past episode ends (module docstring).
+
+    Returns the replay's fields ``[B, L, ...]``, ``task_id`` and ``is_absorbing`` ``[B, L]``.
+    """
+    starts = start_counts(replay, length, max_absorbing)
+    if starts.sum() == 0:
+        raise ValueError(f"no stored episode can start a {length}-step sequence yet")
+    chosen = rng.choice(len(replay.episodes), size=batch_size, p=_episode_probs(replay, starts))
+    offsets = rng.integers(0, starts[chosen])
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*FIELDS, "is_absorbing")}
+    for e, o in zip(chosen, offsets):
+        ep = replay.episodes[e]
+        real = min(length, len(ep["reward"]) - int(o))
+        pad = _absorbing_steps(ep, length - real, rng, discrete) if real < length else None
+        for k in FIELDS:
+            piece = ep[k][o:o + real]
+            out[k].append(piece if pad is None else np.concatenate([piece, pad[k]]))
+        out["is_absorbing"].append(np.arange(length) >= real)
+    batch = {k: np.stack(v) for k, v in out.items()}
+    batch["task_id"] = np.repeat(np.array(replay.task_ids)[chosen][:, None], length, axis=1)
+    return batch
+
+
+class AbsorbingReplay(EpisodeReplay):
+    """An :class:`EpisodeReplay` that samples with :func:`sample_absorbing`."""
+
+    def __init__(self, capacity: int, balance_tasks: bool = True, discrete: bool = True,
+                 max_absorbing: int | None = None) -> None:
+        super().__init__(capacity, balance_tasks)
+        self.discrete, self.max_absorbing = bool(discrete), max_absorbing
+
+    @classmethod
+    def from_replay(cls, replay: EpisodeReplay, **options: Any) -> "AbsorbingReplay":
+        """The same stored episodes (shared, not copied) behind absorbing sampling."""
+        new = cls(replay.capacity, replay.balance_tasks, **options)
+        new.load_state_dict(replay.state_dict())
+        return new
+
+    def can_sample(self, length: int) -> bool:
+        return bool(start_counts(self, length, self.max_absorbing).sum() > 0)
+
+    def sample(self, rng: np.random.Generator, batch_size: int,
+               length: int) -> dict[str, np.ndarray]:
+        return sample_absorbing(self, rng, batch_size, length, self.discrete, self.max_absorbing)
+
+
+def with_absorbing(replay: EpisodeReplay, agent: Any) -> EpisodeReplay:
+    """``replay`` behind absorbing sampling when ``agent.absorbing_replay`` gives options
+    (a dict, possibly empty), else ``replay`` itself; idempotent."""
+    options = getattr(agent, "absorbing_replay", None)
+    if options is None or isinstance(replay, AbsorbingReplay):
+        return replay
+    return AbsorbingReplay.from_replay(replay, **options)

@@ -1,0 +1,43 @@
+"""The mario_levels smoke profile end to end: a DreamerV2 agent pre-trained on the multi-level
+env (world 3) starts the runs on a seen (3-1) and an unseen (1-1) level, each paired with a
+scratch baseline; the report covers both levels."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from benchmarks.cli import main
+from benchmarks.provenance import sha256_file
+from benchmarks.results import load_results
+
+if not (importlib.util.find_spec("nes_py") and importlib.util.find_spec("gym_super_mario_bros")):
+    pytest.skip("nes-py / gym-super-mario-bros not installed", allow_module_level=True)
+
+
+def _encoder(result) -> dict[str, torch.Tensor]:
+    state = torch.load(result.path / "checkpoints/model.ckpt", map_location="cpu",
+                       weights_only=True)["state_dict"]
+    return {k: v for k, v in state.items() if k.startswith("components.encoder.")}
+
+
+@pytest.mark.slow
+def test_smoke_profile_pretrains_then_fine_tunes_and_transfers(tmp_path):
+    assert main(["run", "mario_levels", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    root = tmp_path / "mario_levels" / "smoke"
+    results = load_results(root)
+    assert all(r.record.status == "completed" for r in results)
+    runs = {(r.record.task, r.record.method): r for r in results}
+    source = runs[("pre4", "pretrain4")]
+    model = source.path / "checkpoints/model.ckpt"
+    assert source.record.kind == "source" and source.record.env_steps == 120
+    board = (root / "leaderboard.md").read_text()
+    for level in ("w3_1", "w1_1"):
+        assert f"| {level} | from_pre4 |" in board and f"| {level} | scratch |" in board
+        # the pre-trained run read exactly the source's final checkpoint (provenance), and
+        # started from it: its weights differ from the scratch run of the same seed
+        target = runs[(level, "from_pre4")]
+        assert [u.checkpoint_sha256 for u in target.record.provenance.sources] == [sha256_file(model)]
+        pre, fresh = _encoder(target), _encoder(runs[(level, "scratch")])
+        assert any(not torch.equal(pre[k], fresh[k]) for k in pre), level
