@@ -21,3 +21,20 @@ def test_committed_results_validate():
 def test_baseline_against_itself_is_no_regression(baseline, capsys):
     assert load_results(baseline), f"{baseline} holds no runs"
     assert main(["regress", "--baseline", str(baseline), "--current", str(baseline)]) == 0
+
+
+REPORTS = sorted(p for p in RESULTS.glob("*/*") if (p / "runs").is_dir())
+
+
+@pytest.mark.parametrize("folder", REPORTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_runs_match_their_suite(folder):
+    """Every committed run is a run its suite's profile still expands to (same content hash), so a
+    committed report cannot silently describe settings the YAML no longer has."""
+    from benchmarks.graph import expand
+    from benchmarks.suite import load_suite
+
+    expected = {spec.run_id: spec.config_hash
+                for spec in expand(load_suite(folder.parent.name), folder.name)}
+    for result in load_results(folder):
+        rec = result.record
+        assert expected.get(rec.run_id) == rec.provenance.config_hash, rec.run_id
