@@ -100,6 +100,19 @@ def make_logger(kind: str, run_dir: Path):
     raise ValueError(f"logger must be 'csv' or 'tensorboard', not {kind!r}")
 
 
+def ddp_strategy(agent: L.LightningModule, strategy: str, devices: int | str) -> str:
+    """``strategy``, or its ``find_unused_parameters=True`` variant for an agent that asks for it
+    (``agent.ddp_find_unused_parameters``): DDP's reducer otherwise expects every backward to reach
+    every parameter and fails on the second of several manual backward passes."""
+    if not getattr(agent, "ddp_find_unused_parameters", False):
+        return strategy
+    if strategy == "auto" and isinstance(devices, int) and devices > 1:
+        strategy = "ddp"  # what Lightning would pick for several devices
+    if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return f"{strategy}_find_unused_parameters_true"
+    return strategy
+
+
 def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], action_dim: int, *,
           budget: int, seed: int, config: TrainingConfig, run_dir: Path,
           callbacks: Sequence[L.Callback] = (), accelerator: str = "cpu", devices: int | str = 1,
@@ -115,7 +128,8 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     if report is not None:
         extra.append(Progress(label, report))
     trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, strategy=strategy, max_epochs=1,
+        accelerator=accelerator, devices=devices, max_epochs=1,
+        strategy=ddp_strategy(agent, strategy, devices),
         logger=make_logger(logger, run_dir), callbacks=[*callbacks, *extra],
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn", default_root_dir=run_dir,

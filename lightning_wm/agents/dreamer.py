@@ -27,7 +27,8 @@ constants (0.5·squared error); ``kl_scale`` is the loss weight of ``transition/
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping
+import functools
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, Any] = dict(
     gamma=0.99, lam=0.95, model_lr=6e-4, value_lr=8e-5, actor_lr=8e-5, adam_eps=1e-7,
     clip=100.0, free_nats=3.0, expl_noise=0.3, latent_min_std=0.1, actor_init_std=5.0,
     meta_sources=0,
+    compile=False,  # torch.compile the unrolled RSSM loops of an update (see DreamerAgent.update)
 )
 
 #: ``size`` presets. ``paper``: 200 deterministic + 30 stochastic units, heads of 400 units
@@ -252,11 +254,15 @@ class DreamerAgent(Agent):
         if not bool(self.meta_ready):
             raise RuntimeError(f"meta_sources={len(self.meta_rewards)} but no source reward "
                                "models are installed (use the 'meta_model' transfer callback)")
-        model_terms, states = self.world_model_loss(batch)
+        world_model_loss, imagine = self.world_model_loss, self.imagine
+        if self.hparams.compile:
+            world_model_loss = functools.partial(_compiled(type(self).world_model_loss), self)
+            imagine = functools.partial(_compiled(type(self).imagine), self)
+        model_terms, states = world_model_loss(batch)
         self._optimise("model", self._weighted(model_terms))
         start = states.map(lambda x: x.detach().flatten(0, 1))
         with self._world_model_params_fixed():  # actor gradients reach the actor only
-            feats = self.imagine(start)
+            feats = imagine(start)
             actor_terms, returns, weight = self.actor_loss(feats)
         self._optimise("actor", self._weighted(actor_terms))
         value_terms = self.critic_loss(feats, returns, weight)
@@ -326,3 +332,12 @@ class DreamerAgent(Agent):
         return [torch.optim.Adam([p for name in names for p in self.components[name].parameters()],
                                  lr=h[_LR[group]], eps=h.adam_eps)
                 for group, names in GROUPS.items()]
+
+
+@functools.cache
+def _compiled(method: Callable) -> Callable:
+    """``method`` (unbound, so copies of an agent never call back into the original) through
+    torch.compile. The observe and imagine loops unroll into graphs of small ops that Python
+    dispatch dominates; ``fallback_random`` draws the latent samples from torch's generator, so a
+    compiled update matches the eager one for the same seed (up to float rounding)."""
+    return torch.compile(method, options={"fallback_random": True})
