@@ -73,14 +73,17 @@ PAPER_TRAINING: dict[str, int] = dict(collect_every=500, updates_per_collect=100
                                       prefill=2500, batch_size=50)
 
 
-def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``size`` preset + :data:`DEFAULTS`, then explicit ``overrides`` (unknown keys raise)."""
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
-    cfg = {**DEFAULTS, **SIZES[size]}
+def resolve_config(size: str, overrides: Mapping[str, Any], defaults: Mapping[str, Any] = DEFAULTS,
+                   sizes: Mapping[str, Mapping[str, Any]] = SIZES,
+                   name: str = "Dreamer") -> dict[str, Any]:
+    """``size`` preset + ``defaults``, then explicit ``overrides`` (unknown keys raise).
+    DreamerV2 passes its own tables."""
+    if size not in sizes:
+        raise ValueError(f"size must be one of {sorted(sizes)}, not {size!r}")
+    cfg = {**defaults, **sizes[size]}
     unknown = sorted(set(overrides) - set(cfg))
     if unknown:
-        raise TypeError(f"unknown Dreamer option(s) {unknown}; known: {sorted(cfg)}")
+        raise TypeError(f"unknown {name} option(s) {unknown}; known: {sorted(cfg)}")
     cfg.update(overrides)
     return cfg
 

@@ -85,14 +85,8 @@ PAPER_TRAINING: dict[str, int] = dict(collect_every=16, updates_per_collect=1, p
 
 
 def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``size`` preset + :data:`DEFAULTS`, then ``overrides`` (unknown keys raise), checked."""
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
-    cfg = {**DEFAULTS, **SIZES[size]}
-    unknown = sorted(set(overrides) - set(cfg))
-    if unknown:
-        raise TypeError(f"unknown DreamerV2 option(s) {unknown}; known: {sorted(cfg)}")
-    cfg.update(overrides)
+    """V1's resolution over V2's tables (:data:`DEFAULTS`, :data:`SIZES`), then V2's checks."""
+    cfg = v1.resolve_config(size, overrides, DEFAULTS, SIZES, "DreamerV2")
     if cfg["actor_grad"] not in ("auto", "reinforce", "dynamics"):
         raise ValueError(f"actor_grad must be auto|reinforce|dynamics, not {cfg['actor_grad']!r}")
     if cfg["clip_rewards"] not in ("none", "tanh"):
