@@ -90,6 +90,8 @@ def resolve_config(size: str, overrides: Mapping[str, Any], defaults: Mapping[st
 
 class DreamerAgent(Agent):
     latent_class = GaussianLatent
+    #: optimiser groups (a subclass with more components, e.g. DreamerV2's ``discount``, widens them)
+    groups: dict[str, tuple[str, ...]] = GROUPS
     #: each of the three backward passes of an update reaches one optimiser's parameters only,
     #: so DDP must look for unused ones (``train`` picks the matching strategy)
     ddp_find_unused_parameters = True
@@ -289,7 +291,7 @@ class DreamerAgent(Agent):
     def _world_model_params_fixed(self):
         """Temporarily stop parameter gradients of everything but the actor (flags restored);
         gradients still flow through these modules to the actions."""
-        params = [p for name in (*GROUPS["model"], "value")
+        params = [p for name in (*self.groups["model"], "value")
                   for p in self.components[name].parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
@@ -300,7 +302,7 @@ class DreamerAgent(Agent):
                 p.requires_grad_(True)
 
     def _optimizer(self, group: str):
-        index = list(GROUPS).index(group)
+        index = list(self.groups).index(group)
         if self._trainer is not None:
             return self.optimizers()[index]
         if self._standalone is None:  # outside a Trainer (unit tests, notebooks)
@@ -334,7 +336,7 @@ class DreamerAgent(Agent):
         h = self.hparams
         return [torch.optim.Adam([p for name in names for p in self.components[name].parameters()],
                                  lr=h[_LR[group]], eps=h.adam_eps)
-                for group, names in GROUPS.items()]
+                for group, names in self.groups.items()]
 
 
 @functools.cache

@@ -107,6 +107,8 @@ class Imagined(NamedTuple):
 
 class DreamerV2Agent(DreamerAgent):
     latent_class = CategoricalLatent
+    #: the discount head trains with the world model, and is held fixed during the actor step
+    groups = {**v1.GROUPS, "model": (*v1.GROUPS["model"], "discount")}
 
     def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = "small",
                  **overrides: Any) -> None:
@@ -253,22 +255,3 @@ class DreamerV2Agent(DreamerAgent):
         loss = super().update(batch)
         self.critic_updates.add_(1)
         return loss
-
-    # -- V1 seams that hard-code V1's optimiser groups -------------------------------------------
-    @contextlib.contextmanager
-    def _world_model_params_fixed(self):
-        params = [p for p in self.components["discount"].parameters() if p.requires_grad]
-        with super()._world_model_params_fixed():
-            for p in params:
-                p.requires_grad_(False)
-            try:
-                yield
-            finally:
-                for p in params:
-                    p.requires_grad_(True)
-
-    def configure_optimizers(self):
-        """V1's three optimisers; ``discount`` joins the world model's (the first)."""
-        optimizers = super().configure_optimizers()
-        optimizers[0].add_param_group({"params": list(self.components["discount"].parameters())})
-        return optimizers
