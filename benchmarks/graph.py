@@ -52,6 +52,15 @@ class RunSpec:
 #: training settings that change how fast a run goes, never its results: not in the run hash, so
 #: turning them on reuses finished runs
 SPEED_ONLY = ("env_workers",)
+#: training settings added after results were committed: a run carries them (and they enter its
+#: hash) only when set away from this default, so the runs before them keep their ids
+HASH_WHEN_SET = {"task_sampling": "round_robin"}
+
+
+def run_training(training: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that define a run (and enter its hash)."""
+    return {k: v for k, v in training.items()
+            if k not in SPEED_ONLY and not (k in HASH_WHEN_SET and HASH_WHEN_SET[k] == v)}
 
 
 def content_hash(obj: Any) -> str:
@@ -75,8 +84,7 @@ class _Builder:
             cb["args"] = {**cb["args"], **self.profile.callback_args.get(cb["name"], {})}
         body = {"agent": agent, "agent_config": cfg, "envs": envs, "callbacks": cbs,
                 "budget": self.profile.budgets[budget_role], "seed": seed,
-                "training": {k: v for k, v in self.profile.training.model_dump().items()
-                             if k not in SPEED_ONLY},
+                "training": run_training(self.profile.training.model_dump()),
                 "sources": {s: self.runs[r].config_hash for s, r in slots.items()}}
         return {"envs": envs, "agent": agent, "agent_config": cfg, "callbacks": cbs,
                 "budget": body["budget"], "training": body["training"],

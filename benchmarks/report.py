@@ -12,6 +12,11 @@
   run by mean return over the total-step window both cover, ``[max(source steps, scratch
   start), min(shifted end, scratch end)]``, where both agents have used the same env steps.
   Pairs whose sources cost at least the target budget have no such window and are left out.
+  The shared-cost column charges each source's steps divided by M, the number of target tasks
+  that reuse it (the thesis's baseline at t + T/M); it appears when a source serves several.
+* Equal compute: a source trained T steps on N tasks, scored per task at its last evaluation,
+  against that task's scratch runs at T/N steps (N such baselines cost one source) and at T;
+  a scratch run shorter than the step is left out.
 * Aggregates: per task, x -> (x - scratch mean) / (best method mean - scratch mean), so scratch
   scores 0 and the best method 1; raw values with a single task, no scratch cell or a zero range.
 """
@@ -28,6 +33,7 @@ import numpy as np
 
 from benchmarks.results import RunResult, as_jsonable, atomic_write_text, load_results
 from benchmarks import diagnostics_report as D
+from benchmarks.report_cost import charged, ci as _ci, curve_of, equal_compute, source_shares
 from benchmarks.suite import Suite, load_suite
 from lightning_wm import metrics as M
 
@@ -69,14 +75,6 @@ def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
     return facts_from_suite(suite) if isinstance(suite, Suite) else suite
 
 
-def curve_of(r: RunResult) -> tuple[np.ndarray, np.ndarray]:
-    """The run's curve, a repeated step kept once (its last value): a resumed run may evaluate
-    its resume step twice, and the metrics need strictly ascending steps."""
-    s, y = r.curve.steps, r.curve.returns
-    keep = np.append(s[1:] != s[:-1], True)
-    return s[keep], y[keep]
-
-
 def run_scores(r: RunResult, facts: SuiteFacts) -> dict[str, float]:
     """AUC and final performance of one completed run."""
     s, y = curve_of(r)
@@ -84,40 +82,13 @@ def run_scores(r: RunResult, facts: SuiteFacts) -> dict[str, float]:
             "final": M.final_performance(s, y, facts.final_fraction)}
 
 
-def _ci(values, reps: int, seed: int) -> dict | None:
-    v = np.asarray(values, dtype=float)
-    if v.size == 0 or not np.all(np.isfinite(v)):
-        return None
-    return M.stratified_bootstrap_ci(v[:, None], M.mean, reps=reps, seed=seed).as_dict()
-
-
 def _mean_time(times: list[float]) -> float:
     # One unreached run makes the mean undefined; inf becomes null in JSON.
     return float(np.mean(times)) if times else float("nan")
 
 
-def _window_auc(steps, returns, lo: float, hi: float) -> float:
-    s = np.asarray(steps, dtype=float)
-    grid = np.concatenate(([lo], s[(s > lo) & (s < hi)], [hi]))
-    return M.area_under_curve(grid, M.resample(steps, returns, grid))
-
-
-def _source_cost(r: RunResult) -> tuple[int, float]:
-    used = r.record.provenance.sources
-    return sum(u.env_steps for u in used), sum(u.wall_time_s for u in used)
-
-
-def _charged_pair(t: RunResult, s: RunResult) -> tuple[float, float] | None:
-    """(target AUC, scratch AUC) on the common total-step window; None if they do not overlap."""
-    ts, tr = M.shift_curve(*curve_of(t), float(_source_cost(t)[0]))
-    lo = max(ts[0], float(s.curve.steps[0]))
-    hi = min(ts[-1], float(s.curve.steps[-1]))
-    if hi <= lo:
-        return None
-    return _window_auc(ts, tr, lo, hi), _window_auc(*curve_of(s), lo, hi)
-
-
-def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int) -> dict:
+def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
+              shares: Mapping[str, int] | None = None) -> dict:
     primary = facts.primary
     t_sc = [run_scores(t, facts) for t, _ in pairs]
     s_sc = [run_scores(s, facts) for _, s in pairs]
@@ -135,19 +106,15 @@ def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int) -
         ts = _mean_time([M.time_to_threshold(*curve_of(s), thr) for _, s in pairs])
         out["threshold"] = {"target_steps": tt, "scratch_steps": ts,
                             "reduction_pct": M.threshold_reduction(tt, ts)}
-    cost, wall = zip(*(_source_cost(t) for t, _ in pairs))
-    charged = [c for c in (_charged_pair(t, s) for t, s in pairs) if c is not None]
-    ta, sa = (list(col) for col in zip(*charged)) if charged else ([], [])
-    out["cost_charged"] = {
-        "n_pairs": len(charged), "source_env_steps": float(np.mean(cost)),
-        "source_wall_time_s": float(np.mean(wall)),
-        "target_auc": _ci(ta, reps, seed), "scratch_auc": _ci(sa, reps, seed),
-        "difference": _ci(np.subtract(ta, sa), reps, seed)}
+    out["cost_charged"] = charged(pairs, reps, seed)
+    if shares and any(shares.get(u.run_id, 1) > 1 for t, _ in pairs
+                      for u in t.record.provenance.sources):
+        out["cost_charged_shared"] = charged(pairs, reps, seed, shares)
     return out
 
 
 def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: SuiteFacts,
-          reps: int, seed: int) -> dict:
+          reps: int, seed: int, shares: Mapping[str, int] | None = None) -> dict:
     done = [r for r in runs if r.record.status == "completed" and r.curve is not None]
     scores = [run_scores(r, facts) for r in done]
     status = Counter(r.record.status for r in runs)
@@ -164,7 +131,8 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
     if any(r.record.baseline_run_id for r in runs):
         pairs = [(r, by_id[r.record.baseline_run_id]) for r in done
                  if r.record.baseline_run_id in by_id]
-        cell["transfer"] = _transfer(pairs, facts, task, reps, seed) if pairs else {"n_pairs": 0}
+        cell["transfer"] = (_transfer(pairs, facts, task, reps, seed, shares) if pairs
+                            else {"n_pairs": 0})
         cell["transfer"]["n_unpaired"] = len(done) - len(pairs)
     return cell
 
@@ -257,7 +225,9 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
     cells_in: dict = defaultdict(list)
     for r in targets:
         cells_in[(r.record.task, r.record.method)].append(r)
-    cells = [_cell(t, m, rs, by_id, facts, reps, seed) for (t, m), rs in sorted(cells_in.items())]
+    shares = source_shares(targets)
+    cells = [_cell(t, m, rs, by_id, facts, reps, seed, shares)
+             for (t, m), rs in sorted(cells_in.items())]
     report = {
         "suite": name, "profile": profile, "n_runs": len(results), "n_targets": len(targets),
         "status": dict(Counter(r.record.status for r in results)),
@@ -267,6 +237,7 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
                      "thresholds": dict(facts.thresholds)},
         "notes": notes, "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
         "references": _references(cells, facts), "sources": _sources(results),
+        "equal_compute": equal_compute(results, facts.baseline, reps, seed),
         "diagnostics": D.means(targets),
         "per_base_model": D.per_base_model(targets, facts.success_below),
         "success_below": dict(facts.success_below)}
@@ -279,6 +250,7 @@ def write_report(root: Path, out: Path | None = None,
     """Load the runs under ``root`` and write leaderboard.md/.json and curve PNGs into ``out``."""
     from benchmarks import plots  # matplotlib only when files are written
     from benchmarks.plots_embedding import plot_embeddings
+    from benchmarks.plots_reconstruction import plot_reconstructions
 
     root, out = Path(root), Path(out if out is not None else root)
     results = load_results(root)
@@ -295,6 +267,7 @@ def write_report(root: Path, out: Path | None = None,
         reports.append(build_report(runs, facts, reps=reps, notes=notes))
         pngs += plots.plot_learning_curves(runs, name, profile, out)
         pngs += plot_embeddings(runs, out)
+        pngs += plot_reconstructions(runs, out)
     md, js = out / "leaderboard.md", out / "leaderboard.json"
     atomic_write_text(js, json.dumps({"root": str(root), "reports": reports}, indent=2,
                                      allow_nan=False) + "\n")
@@ -346,16 +319,18 @@ def _md_cells(cells: list[dict]) -> list[str]:
     for c in (c for c in cells if c["transfer"]):
         t = c["transfer"]
         thr, cc = t.get("threshold") or {}, t.get("cost_charged") or {}
+        shared = t.get("cost_charged_shared")
         rows.append([c["task"], c["method"], t["n_pairs"], _fmt(t.get("jumpstart")),
                      _num(t.get("transfer_ratio")),
                      f"{_num(thr.get('target_steps'))} / {_num(thr.get('scratch_steps'))}" if thr else "—",
                      _num(thr.get("reduction_pct")), _fmt(t.get("probability_of_improvement")),
-                     _num(cc.get("source_env_steps")), _charged_text(cc)])
+                     _num(cc.get("source_env_steps")), _charged_text(cc),
+                     _charged_text(shared) if shared else "—"])
     if rows:
         lines += ["## Transfer vs scratch (paired runs)", ""] + _table(
             ["task", "method", "pairs", "jumpstart", "transfer ratio",
              "steps to threshold (transfer / scratch)", "reduction %", "P(improve)",
-             "source env steps", "cost-charged AUC diff"], rows)
+             "source env steps", "cost-charged AUC diff", "shared-cost AUC diff"], rows)
     return lines
 
 
@@ -381,6 +356,14 @@ def _md_group(rep: dict) -> list[str]:
             ["run", "source", "tasks", "seed", "status", "env steps", "wall time (s)", "env steps/s"],
             [[r["run_id"], r["source"], r["tasks"], r["seed"], r["status"], r["env_steps"],
               _num(r["wall_time_s"]), _num(r["throughput"])] for r in rep["sources"]])
+    if rep["equal_compute"]:
+        lines += ["## Multi-task source vs per-task scratch (equal compute)", ""] + _table(
+            ["source", "task", "N tasks", "source steps T", "source final (runs)",
+             "scratch at T/N (runs)", "scratch at T (runs)"],
+            [[r["source"], r["task"], r["n_tasks"], f"{r['source_steps']:.0f}",
+              f"{_fmt(r['source_final'])} ({r['n_source_runs']})",
+              f"{_fmt(r['scratch_at_t_over_n'])} ({r['n_scratch_at_t_over_n']})",
+              f"{_fmt(r['scratch_at_t'])} ({r['n_scratch_at_t']})"] for r in rep["equal_compute"]])
     names = sorted({n for d in rep["diagnostics"] for n in d["values"]})
     if names:
         lines += ["## Diagnostics (mean over completed runs)", ""] + _table(

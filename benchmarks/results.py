@@ -4,6 +4,8 @@ Layout under an output root::
 
     <root>/<suite>/<profile>/runs/<run_id>/record.json     the run record (this module's schema)
                                            curve.csv       env_steps,return (evaluation curve)
+                                           task_curves.csv env_steps,<task>,... (multi-task runs:
+                                                           each task's score behind the curve)
                                            checkpoints/    last.ckpt (kept out of git)
                                            logs/           Lightning CSV logs
 
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 SCHEMA_VERSION = 1
 RECORD = "record.json"
 CURVE = "curve.csv"
+TASK_CURVES = "task_curves.csv"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 Status = Literal["completed", "failed", "blocked", "running"]
@@ -102,6 +105,8 @@ class RunResult:
     record: RunRecord
     curve: Curve | None  # None for runs that did not complete
     path: Path
+    #: per task of a completed multi-task run (None for single-task runs)
+    task_curves: dict[str, Curve] | None = None
 
 
 # -- atomic writes --------------------------------------------------------------------------------
@@ -132,6 +137,19 @@ def write_curve(run_dir: Path, steps: Iterable[int], returns: Iterable[float]) -
     for s, r in zip(steps, returns):
         writer.writerow([int(s), repr(float(r))])
     atomic_write_text(Path(run_dir) / CURVE, buf.getvalue())
+
+
+def write_task_curves(run_dir: Path, tasks: list[str], steps: Iterable[int],
+                      per_task: Iterable[Iterable[float]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["env_steps", *tasks])
+    for s, scores in zip(steps, per_task):
+        scores = [repr(float(x)) for x in scores]
+        if len(scores) != len(tasks):
+            raise ValueError(f"{len(scores)} task scores for {len(tasks)} tasks at step {s}")
+        writer.writerow([int(s), *scores])
+    atomic_write_text(Path(run_dir) / TASK_CURVES, buf.getvalue())
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -171,11 +189,36 @@ def read_curve(path: Path) -> Curve:
     return Curve(steps, returns)
 
 
+def read_task_curves(path: Path, tasks: list[str]) -> dict[str, Curve]:
+    """``{task: Curve}`` from a task-curves file whose columns must be ``tasks``."""
+    path = Path(path)
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    except FileNotFoundError:
+        raise ResultError(f"{path}: task-curves file is missing") from None
+    if not rows or rows[0] != ["env_steps", *tasks]:
+        raise ResultError(f"{path}: expected header {','.join(['env_steps', *tasks])!r}")
+    try:
+        steps = np.array([int(r[0]) for r in rows[1:]], dtype=np.int64)
+        cols = np.array([[float(x) for x in r[1:]] for r in rows[1:]], dtype=np.float64)
+    except ValueError as e:
+        raise ResultError(f"{path}: malformed row ({e})") from None
+    if len(steps) == 0 or cols.shape != (len(steps), len(tasks)):
+        raise ResultError(f"{path}: expected one score per task on each of >= 1 rows")
+    if np.any(np.diff(steps) < 0):
+        raise ResultError(f"{path}: env_steps are not ascending")
+    return {t: Curve(steps, cols[:, i]) for i, t in enumerate(tasks)}
+
+
 def load_run(run_dir: Path) -> RunResult:
     run_dir = Path(run_dir)
     record = read_record(run_dir / RECORD)
-    curve = read_curve(run_dir / CURVE) if record.status == "completed" else None
-    return RunResult(record, curve, run_dir)
+    if record.status != "completed":
+        return RunResult(record, None, run_dir)
+    per_task = None  # runs from before per-task curves were recorded have none
+    if (run_dir / TASK_CURVES).exists():
+        per_task = read_task_curves(run_dir / TASK_CURVES, record.tasks)
+    return RunResult(record, read_curve(run_dir / CURVE), run_dir, per_task)
 
 
 def run_dirs(root: Path) -> list[Path]:

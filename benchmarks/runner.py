@@ -25,7 +25,8 @@ import numpy as np
 from benchmarks import provenance as prov
 from benchmarks.graph import RunSpec
 from benchmarks.results import (RECORD, Provenance, RunRecord, SourceUse, atomic_write_text,
-                                read_record, write_curve, write_record)
+                                read_record, write_curve, write_record,
+                                write_task_curves)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
     p.finished_at, p.resumed_from_step = prov.now(), result.resumed_from_step
     if is_rank_zero():
         write_curve(folder, result.steps, result.returns)
+        if len(spec.tasks) > 1:
+            write_task_curves(folder, spec.tasks, result.steps, result.task_returns)
     record = _record(spec, "completed", p, env_steps=result.env_steps, updates=result.updates,
                      wall_time_s=result.wall_time_s, device=result.device,
                      diagnostics=result.diagnostics)

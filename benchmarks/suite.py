@@ -75,6 +75,8 @@ class TrainingSpec(_Strict):
     replay_capacity: int = Field(100_000, gt=0)
     num_envs: int = Field(1, gt=0)
     env_workers: int = Field(0, ge=0)            # processes stepping the envs (0: in-process)
+    # which task a multi-task run's next episode plays: in turn, or drawn uniformly
+    task_sampling: Literal["round_robin", "uniform"] = "round_robin"
 
 
 class ProfileSpec(_Strict):

@@ -34,6 +34,8 @@ class TrainResult:
     device: str
     episode_returns: list[tuple[int, float]] = field(default_factory=list)
     diagnostics: dict[str, float] = field(default_factory=dict)
+    #: per evaluation point, the score of each task (a multi-task run's curve is their mean)
+    task_returns: list[tuple[float, ...]] = field(default_factory=list)
 
 
 class PhaseCheckpoint(L.Callback):
@@ -150,4 +152,5 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     # callbacks that measure something (e.g. embedding agreement) expose a ``diagnostics`` dict
     diagnostics = {k: float(v) for cb in callbacks for k, v in getattr(cb, "diagnostics", {}).items()}
     return TrainResult(list(steps), list(returns), dm.env_steps * dm.world, trainer.global_step,
-                       wall, dm.resumed_from, model, device, list(dm.episode_returns), diagnostics)
+                       wall, dm.resumed_from, model, device, list(dm.episode_returns), diagnostics,
+                       list(dm.task_curve))

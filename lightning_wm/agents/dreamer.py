@@ -223,6 +223,18 @@ class DreamerAgent(Agent):
         }
         return terms, states
 
+    @torch.no_grad()
+    def reconstruct(self, obs, action) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded posterior of one observed sequence ``obs`` ``[T, ...]`` with the actions that
+        led to each step ``[T, A]``: (reconstruction, target), both in the decoder's space."""
+        obs = torch.as_tensor(obs, device=self.device).unsqueeze(0)
+        action = torch.as_tensor(action, device=self.device).float().unsqueeze(0)
+        is_first = torch.zeros(obs.shape[:2], dtype=torch.bool, device=self.device)
+        is_first[:, 0] = True
+        states, _, _ = self.rssm.observe(self.components["encoder"](obs), action, is_first)
+        decoder = self.components["decoder"]
+        return decoder(states.feature())[0], decoder.target(obs)[0]
+
     def imagine(self, start: State) -> torch.Tensor:
         """Features ``[H, N, F]`` of ``horizon`` imagined steps from the ``[N]`` start states."""
         feats, _ = self.rssm.imagine(start, self.components["actor"], self.hparams.horizon)

@@ -88,6 +88,7 @@ class EnvDataModule(L.LightningDataModule):
         self.pending_updates = 0
         self.phase = 0
         self.curve: list[tuple[int, float]] = []
+        self.task_curve: list[tuple[float, ...]] = []  # per-task scores behind each curve point
         self.episode_returns: list[tuple[int, float]] = []
         self.next_eval = 0
         self.collector: Collector | None = None
@@ -176,12 +177,14 @@ class EnvDataModule(L.LightningDataModule):
         was_training = agent.training
         agent.eval()
         index = len(self.curve)
-        score = float(np.mean([
+        per_task = tuple(
             self.collector.evaluate(AgentPolicy(agent, explore=False), task,
                                     self.config.eval_episodes, index, self.config.eval_epsilon)
-            for task in self.tasks]))
+            for task in self.tasks)
+        score = float(np.mean(per_task))
         agent.train(was_training)
         self.curve.append((steps, score))
+        self.task_curve.append(per_task)
         logger = self.trainer.logger if self.trainer is not None else None
         if logger is not None and self.trainer.is_global_zero:  # beside the losses, by env step
             logger.log_metrics({"eval/return": score, "eval/env_steps": steps}, step=steps)
@@ -204,6 +207,7 @@ class EnvDataModule(L.LightningDataModule):
             "collector": self.collector.state_dict(), "replay": self.replay.state_dict(),
             "rng": self.rng.bit_generator.state, "phase": self.phase,
             "pending_updates": self.pending_updates, "curve": list(self.curve),
+            "task_curve": list(self.task_curve),
             "episode_returns": list(self.episode_returns), "next_eval": self.next_eval,
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(), "wall_time": self.wall_time,
@@ -218,6 +222,7 @@ class EnvDataModule(L.LightningDataModule):
         self.rng.bit_generator.state = state["rng"]
         self.phase, self.pending_updates = state["phase"], state["pending_updates"]
         self.curve = [tuple(x) for x in state["curve"]]
+        self.task_curve = [tuple(x) for x in state.get("task_curve", [])]
         self.episode_returns = [tuple(x) for x in state["episode_returns"]]
         self.next_eval = state["next_eval"]
         self.elapsed_before = state["wall_time"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from lightning_wm.diagnostics import EmbeddingAgreement
+from lightning_wm.reconstruction import Reconstruction
 from lightning_wm.transfer.base import (
     SourceState,
     TransferCallback,
@@ -37,6 +38,7 @@ CALLBACKS: dict[str, type[TransferCallback]] = {
     "meta_model": MetaModelTransfer,
     # diagnostics are callbacks too (they read a source checkpoint by slot), named beside transfer
     "embedding_agreement": EmbeddingAgreement,
+    "reconstruction": Reconstruction,
 }
 
 

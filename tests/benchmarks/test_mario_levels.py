@@ -1,6 +1,6 @@
-"""The mario_levels smoke profile end to end: a DreamerV2 agent pre-trained on the multi-level
-env (world 3) starts the runs on a seen (3-1) and an unseen (1-1) level, each paired with a
-scratch baseline; the report covers both levels."""
+"""The mario_levels smoke profile end to end: a DreamerV2 agent pre-trained on the four levels of
+world 3 starts the runs on a seen (3-1) and an unseen (1-1) level, each paired with a scratch
+baseline; the report covers both levels, the equal-compute view and the reconstructions."""
 from __future__ import annotations
 
 import importlib.util
@@ -29,10 +29,19 @@ def test_smoke_profile_pretrains_then_fine_tunes_and_transfers(tmp_path):
     results = load_results(root)
     assert all(r.record.status == "completed" for r in results)
     runs = {(r.record.task, r.record.method): r for r in results}
-    source = runs[("pre4", "pretrain4")]
+    source = runs[("w3_1+w3_2+w3_3+w3_4", "pretrain4")]
     model = source.path / "checkpoints/model.ckpt"
     assert source.record.kind == "source" and source.record.env_steps == 120
+    # each level evaluated on its own; the curve is their mean
+    assert sorted(source.task_curves) == ["w3_1", "w3_2", "w3_3", "w3_4"]
+    per_level = [c.returns for c in source.task_curves.values()]
+    assert source.curve.returns == pytest.approx(sum(per_level) / 4)
     board = (root / "leaderboard.md").read_text()
+    # 3-1 has a scratch baseline: the source is compared with it at T/N = 30 steps
+    assert "| pretrain4 | w3_1 | 4 | 120 |" in board
+    # the reconstruction diagnostic: the source on the unseen 1-3, every target on its level
+    assert set(source.record.diagnostics) == {"recon_mse_start", "recon_mse_end"}
+    assert (root / "reconstruction_mario_levels_smoke_w1_1_from_pre4.png").exists()
     for level in ("w3_1", "w1_1"):
         assert f"| {level} | from_pre4 |" in board and f"| {level} | scratch |" in board
         # the pre-trained run read exactly the source's final checkpoint (provenance), and

@@ -62,3 +62,16 @@ def test_resume_continues_the_same_run(tmp_path):
         assert torch.equal(va, vb), k
     assert (tmp_path / "cut/checkpoints" / MODEL).exists()
     assert not (tmp_path / "cut/checkpoints" / LAST).exists()  # resume state dropped when done
+
+
+def test_multi_task_run_records_each_tasks_score(tmp_path):
+    """The curve of a multi-task run is the mean of per-task scores, which are kept beside it."""
+    L.seed_everything(0, verbose=False)
+    agent = make_agent("tiny_q", (8,), 2, True, {"eps_steps": 300})
+    slips = [0.0, 0.5]
+    result = train(agent, lambda t: make_env("corridor", {"length": 8, "slip": slips[t]}), [0, 1],
+                   2, budget=600, seed=0, config=CFG, run_dir=tmp_path)
+    assert len(result.task_returns) == len(result.returns) == 4
+    for mean, per_task in zip(result.returns, result.task_returns):
+        assert len(per_task) == 2 and mean == pytest.approx(sum(per_task) / 2)
+    assert any(a != b for a, b in result.task_returns)  # the two tasks are scored apart
