@@ -202,7 +202,8 @@ def _references(cells: list[dict], facts: SuiteFacts) -> list[dict]:
 def _sources(results: list[RunResult]) -> list[dict]:
     return [{"run_id": r.record.run_id, "source": r.record.method, "tasks": r.record.task,
              "seed": r.record.seed, "status": r.record.status, "env_steps": r.record.env_steps,
-             "wall_time_s": r.record.wall_time_s, "throughput": r.record.throughput}
+             "wall_time_s": r.record.wall_time_s, "throughput": r.record.throughput,
+             "diagnostics": dict(r.record.diagnostics)}
             for r in sorted(results, key=lambda r: (r.record.method, r.record.seed, r.record.run_id))
             if r.record.kind == "source"]
 
@@ -356,6 +357,11 @@ def _md_group(rep: dict) -> list[str]:
             ["run", "source", "tasks", "seed", "status", "env steps", "wall time (s)", "env steps/s"],
             [[r["run_id"], r["source"], r["tasks"], r["seed"], r["status"], r["env_steps"],
               _num(r["wall_time_s"]), _num(r["throughput"])] for r in rep["sources"]])
+        found = sorted({n for r in rep["sources"] for n in r.get("diagnostics", {})})
+        if found:
+            lines += ["## Source diagnostics", ""] + _table(
+                ["run", *found], [[r["run_id"], *(_num(r["diagnostics"].get(n)) for n in found)]
+                                  for r in rep["sources"] if r.get("diagnostics")])
     if rep["equal_compute"]:
         lines += ["## Multi-task source vs per-task scratch (equal compute)", ""] + _table(
             ["source", "task", "N tasks", "source steps T", "source final (runs)",

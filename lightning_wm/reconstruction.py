@@ -91,7 +91,7 @@ class Reconstruction(L.Callback):
         self.diagnostics = {"recon_mse_start": self.start_mse, "recon_mse_end": mse}
         if trainer.is_global_zero and target.ndim == 4:  # images [K, C, H, W]: the figure's data
             n = min(len(target), len(self.start))
-            np.savez(Path(trainer.default_root_dir) / FILE, observed=to_pixels(target[:n]),
+            np.savez_compressed(Path(trainer.default_root_dir) / FILE, observed=to_pixels(target[:n]),
                      start=to_pixels(self.start[:n]), end=to_pixels(end[:n]))
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,6 +7,9 @@ uniformly in [-0.8, 0.8]^dim at every reset (or the goal is ``goal``). Each step
 heading straight for the goal about −3.4. Episodes never terminate; they are truncated after
 ``max_steps``, like the control suites Dreamer was made for.
 
+``discrete=True`` replaces the Box actions by 2·dim + 1 moves (stay, or a full step along one
+axis), the same task for agents with discrete actions.
+
 Observations: ``[pos, goal]`` (float32, 2·dim), or with ``image=True`` a ``[3, S, S]`` uint8
 picture (S = ``image_size``, 64 for Dreamer's CNN): the point red, the goal green (1-D tasks
 are drawn on the middle row).
@@ -24,7 +27,7 @@ class PointMass(gym.Env):
 
     def __init__(self, dim: int = 2, max_steps: int = 50, speed: float = 0.1, image: bool = False,
                  image_size: int = 64, goal: Sequence[float] | None = None,
-                 invert_actions: bool = False) -> None:
+                 invert_actions: bool = False, discrete: bool = False) -> None:
         if dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim}")
         if image and image_size < 8:
@@ -33,7 +36,16 @@ class PointMass(gym.Env):
         self.image, self.image_size = image, int(image_size)
         self.fixed_goal = None if goal is None else np.asarray(goal, np.float32).reshape(dim)
         self.invert_actions = invert_actions
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        if discrete:  # stay, or a full step along one axis: the cheap task of discrete agents
+            moves = [np.zeros(dim, np.float32)]
+            for axis in range(dim):
+                for sign in (-1.0, 1.0):
+                    moves.append(np.eye(dim, dtype=np.float32)[axis] * sign)
+            self.moves: np.ndarray | None = np.stack(moves)
+            self.action_space: gym.Space = gym.spaces.Discrete(len(moves))
+        else:
+            self.moves = None
+            self.action_space = gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
         if image:
             self.observation_space = gym.spaces.Box(0, 255, (3, image_size, image_size), np.uint8)
         else:
@@ -56,7 +68,10 @@ class PointMass(gym.Env):
         return self._obs(), {}
 
     def step(self, action):
-        a = np.clip(np.asarray(action, np.float32).reshape(self.dim), -1.0, 1.0)
+        if self.moves is not None:
+            a = self.moves[int(action)]
+        else:
+            a = np.clip(np.asarray(action, np.float32).reshape(self.dim), -1.0, 1.0)
         if self.invert_actions:
             a = -a
         self.pos = np.clip(self.pos + self.speed * a, -1.0, 1.0).astype(np.float32)

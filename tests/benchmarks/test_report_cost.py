@@ -35,7 +35,7 @@ def runs(tmp_path):
     """A source on tasks a and b (2000 steps); scratch and a transfer run on a and on b."""
     per_task = np.stack([STEPS / 250, STEPS / 500], 1)  # finals: a 4.0, b 2.0
     _save(tmp_path, "src", per_task.mean(1), per_task, kind="source", task="a+b",
-          tasks=["a", "b"], method="pre", env_steps=2000)
+          tasks=["a", "b"], method="pre", env_steps=2000, diagnostics={"recon_mse_end": 0.5})
     use = SourceUse(slot="pre", run_id="src", checkpoint_sha256="0" * 64, env_steps=2000,
                     wall_time_s=40.0)
     for task in ("a", "b"):
@@ -88,3 +88,4 @@ def test_report_shows_the_equal_compute_table_and_shared_cost(runs):
     assert cell["transfer"]["cost_charged_shared"]["source_env_steps"] == 1000
     md = render_markdown([rep], "root")
     assert "equal compute" in md and "| pre | a | 2 | 2000 |" in md
+    assert "## Source diagnostics" in md and "| src | 0.50 |" in md

@@ -12,7 +12,8 @@ from lightning_wm.envs import ENVS, make_env
 from lightning_wm.envs.point import PointMass, render_points
 
 
-@pytest.mark.parametrize("options", [{}, {"dim": 1}, {"image": True}, {"image": True, "dim": 1}])
+@pytest.mark.parametrize("options", [{}, {"dim": 1}, {"image": True}, {"image": True, "dim": 1},
+                                     {"discrete": True}])
 def test_gymnasium_checker(options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,3 +82,19 @@ def test_picture_marks_point_and_goal():
     assert img[2].max() == 0
     flat = render_points(np.array([0.0]), np.array([0.9]), 16)
     assert flat[0, 8].max() == 255 and flat[0, 0].max() == 0  # 1-D: on the middle row
+
+
+def test_discrete_moves_are_stay_or_a_full_step_along_one_axis():
+    env = make_env("point", {"discrete": True, "goal": [0.0, 0.0]})
+    assert env.action_space.n == 5
+    env.reset(seed=0)
+    start = env.pos.copy()
+    moved = []
+    for a in range(5):
+        env.pos = start.copy()
+        env.step(a)
+        moved.append(np.round((env.pos - start) / env.speed, 5).tolist())
+    assert moved == [[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]]
+    # the collector's one-hot vector maps onto these moves like any Discrete space
+    from lightning_wm.data.collector import to_env_action
+    assert to_env_action(env.action_space, np.eye(5, dtype=np.float32)[3]) == 3
