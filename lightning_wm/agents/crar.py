@@ -47,6 +47,25 @@ class DenseEncoder(MLPHead):
         return super().forward(obs.flatten(1))
 
 
+class ValueBumps(nn.Module):
+    """Each pixel value v -> ``k`` Gaussian bumps exp(−((v − c_j) / w)²), c_j evenly spaced over
+    [−1, 1] and w their spacing / 2.
+
+    Tiles differ by 0.25 in value; telling them apart from the raw value takes large first-layer
+    weights, which Adam grows slowly (a conv on raw tile values had not learned the key reward
+    after 1200 updates; on bumps it reached 99 % accuracy). The bumps cover the whole range
+    evenly, so they favour no rendering: inverse visuals are as easy to read as normal ones.
+    """
+
+    def __init__(self, k: int = 17) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(-1.0, 1.0, k).view(1, k, 1, 1))
+        self.width = 1.0 / (k - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, H, W] -> [B, k, H, W]
+        return torch.exp(-((x - self.centres) / self.width) ** 2)
+
+
 class ConvEncoder(nn.Module):
     """(H, W) image -> (channels, H/6, W/6) feature map, flattened; ``out`` is a 1×1 conv."""
 
@@ -62,8 +81,11 @@ class ConvEncoder(nn.Module):
         elif stem == "patch":  # one 6×6 stride-6 conv reads each block: ~50× cheaper on a CPU
             first = [nn.Conv2d(1, width, BLOCK, stride=BLOCK), nn.ELU(),
                      nn.Conv2d(width, width, 3, padding=1), nn.ELU()]
+        elif stem == "bumps":  # the patch stem on value bumps (see ValueBumps)
+            first = [ValueBumps(), nn.Conv2d(17, width, BLOCK, stride=BLOCK), nn.ELU(),
+                     nn.Conv2d(width, width, 3, padding=1), nn.ELU()]
         else:
-            raise ValueError(f"stem must be 'pool' or 'patch', not {stem!r}")
+            raise ValueError(f"stem must be 'pool', 'patch' or 'bumps', not {stem!r}")
         self.hidden = nn.Sequential(*first, nn.Conv2d(width, width, 3, padding=1), nn.ELU())
         self.out = nn.Conv2d(width, channels, 1)
 

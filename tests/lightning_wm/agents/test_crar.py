@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lightning_wm.agents import make_agent
-from lightning_wm.agents.crar import CRARAgent
+from lightning_wm.agents.crar import CRARAgent, ValueBumps
 from lightning_wm.components import COMPONENTS
 from lightning_wm.losses import crar_d1, crar_d2, crar_transition_loss
 
@@ -138,6 +138,22 @@ def test_conv_shapes_and_terms():
     assert set(terms) == TERMS and all(torch.isfinite(v) for v in terms.values())
     with pytest.raises(ValueError):
         CRARAgent((48, 48), 4, abstract_dim=2, encoder="conv")
+    with pytest.raises(ValueError, match="'pool', 'patch' or 'bumps'"):
+        CRARAgent((48, 48), 4, encoder="conv", conv_stem="pixels")
+
+
+def test_value_bumps_make_each_tile_value_its_own_channel_and_mirror_under_negation():
+    bumps = ValueBumps(17)
+    tiles = torch.tensor([1.0, 0.5, 0.25, 0.0, -0.25, -0.5, -1.0]).view(1, 1, 1, 7)
+    out = bumps(tiles)[0, :, 0, :]  # [17 channels, 7 values]
+    # a tile value sits on a centre: its channel is 1, the neighbouring centres e^-4
+    assert torch.allclose(out.max(0).values, torch.ones(7))
+    assert out.argmax(0).tolist() == [16, 12, 10, 8, 6, 4, 0]
+    assert torch.allclose(out[9, 3], torch.tensor(math.exp(-4.0)))
+    # inverse visuals are the same features in mirrored channels: neither rendering is favoured
+    assert torch.allclose(bumps(-tiles), bumps(tiles).flip(1))
+    agent = make_agent("crar", (48, 48), 4, True, {"conv_stem": "bumps", "heads": "grid"})
+    assert agent.embed(torch.rand(2, 48, 48)).shape == (2, 192)
 
 
 # -- acting ---------------------------------------------------------------------------------------

@@ -73,3 +73,19 @@ def test_crar_grid_heads_train_on_labyrinth_observations():
     assert changed == {"encoder", "transition", "reward", "discount", "q"}
     with pytest.raises(ValueError, match="needs the conv encoder"):
         make_agent("crar", (8, 8), 4, True, {"heads": "grid"})
+
+
+def test_pooling_attends_over_cells_a_convex_mix_of_their_outputs():
+    torch.manual_seed(0)
+    head = GridHead(GRID, out_channels=2, action_dim=0, pool=True)
+    x = torch.randn(4, 3 * 8 * 8)
+    per_cell = head.out(head.hidden(x.view(4, *GRID))).flatten(2)  # [4, 2, 64]
+    pooled = head(x)
+    assert torch.all(pooled <= per_cell.max(-1).values + 1e-6)
+    assert torch.all(pooled >= per_cell.min(-1).values - 1e-6)
+    # zero logits weigh every cell alike: the plain mean
+    with torch.no_grad():
+        head.attend.weight.zero_()
+        head.attend.bias.zero_()
+        uniform = head(x)
+    assert torch.allclose(uniform, per_cell.mean(-1), atol=1e-6)
