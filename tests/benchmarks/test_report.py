@@ -98,7 +98,7 @@ def test_sources_diagnostics_references_aggregates(root):
     report = build_report(load_results(root), FACTS, reps=200)
     assert report["sources"] == [{"run_id": "src", "source": "pretrain", "tasks": "reach", "seed": 0,
                                   "status": "completed", "env_steps": 200, "wall_time_s": 10.0,
-                                  "throughput": 20.0}]
+                                  "throughput": 20.0, "diagnostics": {}}]
     diag = {d["method"]: d["values"] for d in report["diagnostics"]}
     assert diag["transfer"] == {"wm_loss": pytest.approx(2.0)}
     rows = {r["method"]: r for r in report["references"][0]["rows"]}

@@ -363,5 +363,5 @@ def test_describe_callbacks():
     described = describe_callbacks()
     assert sorted(described) == sorted(CALLBACKS) == sorted(
         ["load_components", "fractional", "modular", "freeze", "reset", "loss_schedule",
-         "embedding_agreement", "meta_model"])
+         "embedding_agreement", "meta_model", "reconstruction"])
     assert all(line and "\n" not in line for line in described.values())
