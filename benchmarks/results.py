@@ -169,45 +169,40 @@ def read_record(path: Path) -> RunRecord:
         raise ResultError(f"{path}: field '{where}': {first['msg']}") from None
 
 
-def read_curve(path: Path) -> Curve:
+def _read_table(path: Path, header: list[str], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and a ``[rows, len(header) - 1]`` array of scores from a CSV whose first column is
+    ascending ``env_steps`` and whose header must be exactly ``header``."""
     path = Path(path)
     try:
         rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
     except FileNotFoundError:
-        raise ResultError(f"{path}: curve file is missing") from None
-    if not rows or rows[0] != ["env_steps", "return"]:
-        raise ResultError(f"{path}: expected header 'env_steps,return'")
+        raise ResultError(f"{path}: {what} file is missing") from None
+    if not rows or rows[0] != header:
+        raise ResultError(f"{path}: expected header {','.join(header)!r}")
+    width = len(header)
     try:
+        if any(len(r) != width for r in rows[1:]):
+            raise ValueError(f"expected {width} columns on every row")
         steps = np.array([int(r[0]) for r in rows[1:]], dtype=np.int64)
-        returns = np.array([float(r[1]) for r in rows[1:]], dtype=np.float64)
-    except (ValueError, IndexError) as e:
+        scores = np.array([[float(x) for x in r[1:]] for r in rows[1:]], dtype=np.float64)
+    except ValueError as e:
         raise ResultError(f"{path}: malformed row ({e})") from None
     if len(steps) == 0:
-        raise ResultError(f"{path}: curve has no rows")
+        raise ResultError(f"{path}: {what} has no rows")
     if np.any(np.diff(steps) < 0):
         raise ResultError(f"{path}: env_steps are not ascending")
-    return Curve(steps, returns)
+    return steps, scores.reshape(len(steps), width - 1)
+
+
+def read_curve(path: Path) -> Curve:
+    steps, scores = _read_table(path, ["env_steps", "return"], "curve")
+    return Curve(steps, scores[:, 0])
 
 
 def read_task_curves(path: Path, tasks: list[str]) -> dict[str, Curve]:
     """``{task: Curve}`` from a task-curves file whose columns must be ``tasks``."""
-    path = Path(path)
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
-    except FileNotFoundError:
-        raise ResultError(f"{path}: task-curves file is missing") from None
-    if not rows or rows[0] != ["env_steps", *tasks]:
-        raise ResultError(f"{path}: expected header {','.join(['env_steps', *tasks])!r}")
-    try:
-        steps = np.array([int(r[0]) for r in rows[1:]], dtype=np.int64)
-        cols = np.array([[float(x) for x in r[1:]] for r in rows[1:]], dtype=np.float64)
-    except ValueError as e:
-        raise ResultError(f"{path}: malformed row ({e})") from None
-    if len(steps) == 0 or cols.shape != (len(steps), len(tasks)):
-        raise ResultError(f"{path}: expected one score per task on each of >= 1 rows")
-    if np.any(np.diff(steps) < 0):
-        raise ResultError(f"{path}: env_steps are not ascending")
-    return {t: Curve(steps, cols[:, i]) for i, t in enumerate(tasks)}
+    steps, scores = _read_table(path, ["env_steps", *tasks], "task-curves")
+    return {t: Curve(steps, scores[:, i]) for i, t in enumerate(tasks)}
 
 
 def load_run(run_dir: Path) -> RunResult:

@@ -29,14 +29,14 @@ def random_trajectory(env, steps: int, seed: int) -> tuple[np.ndarray, np.ndarra
     rng = np.random.default_rng(derive_seed(seed, 11))
     obs, _ = env.reset(seed=derive_seed(seed, 12))
     width = action_width(env.action_space)
-    frames, actions, prev = [obs], [np.zeros(width, np.float32)], None
+    frames, actions = [obs], [np.zeros(width, np.float32)]
     while len(frames) < steps:
-        prev = random_actions(rng, [env.action_space], width)[0]
-        obs, _, terminated, truncated, _ = env.step(to_env_action(env.action_space, prev))
+        action = random_actions(rng, [env.action_space], width)[0]
+        obs, _, terminated, truncated, _ = env.step(to_env_action(env.action_space, action))
         if terminated or truncated:  # keep one episode: a reset would need is_first mid-sequence
             break
         frames.append(obs)
-        actions.append(prev)
+        actions.append(action)
     return np.stack(frames), np.stack(actions).astype(np.float32)
 
 

@@ -53,6 +53,10 @@ def test_task_curves_round_trip_and_reject_a_wrong_header(tmp_path):
         read_task_curves(tmp_path / "task_curves.csv", ["a", "c"])
     with pytest.raises(ValueError, match="1 task scores for 2 tasks"):
         write_task_curves(tmp_path, ["a", "b"], [0], [(1.0,)])
+    short = tmp_path / "short.csv"
+    short.write_text("env_steps,a,b\n0,1.0,2.0\n10,3.0\n")
+    with pytest.raises(ResultError, match="short.csv: malformed row"):
+        read_task_curves(short, ["a", "b"])
 
 
 def test_equal_compute_compares_the_source_per_task_with_scratch_at_t_over_n(runs):

@@ -8,6 +8,7 @@ import torch
 from lightning_wm.agents import make_agent
 from lightning_wm.data.module import TrainingConfig
 from lightning_wm.envs import make_env
+from lightning_wm.testing import CrashAfter
 from lightning_wm.training import LAST, MODEL, train
 
 CFG = TrainingConfig(collect_every=50, updates_per_collect=20, prefill=100, batch_size=32,
@@ -46,13 +47,10 @@ def test_same_seed_same_run(tmp_path):
 def test_resume_continues_the_same_run(tmp_path):
     full_agent, full = _run(tmp_path / "full", budget=800)
 
-    class Kill(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.datamodule.env_steps >= 450 and (tmp_path / "cut/checkpoints" / LAST).exists():
-                raise RuntimeError("simulated crash")
+    crash = CrashAfter(450, tmp_path / "cut/checkpoints" / LAST)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _run(tmp_path / "cut", budget=800, callbacks=[Kill()])
+        _run(tmp_path / "cut", budget=800, callbacks=[crash])
     assert (tmp_path / "cut/checkpoints" / LAST).exists()
     agent, resumed = _run(tmp_path / "cut", budget=800)
     assert resumed.resumed_from_step > 0

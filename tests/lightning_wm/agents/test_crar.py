@@ -138,7 +138,7 @@ def test_conv_shapes_and_terms():
     assert set(terms) == TERMS and all(torch.isfinite(v) for v in terms.values())
     with pytest.raises(ValueError):
         CRARAgent((48, 48), 4, abstract_dim=2, encoder="conv")
-    with pytest.raises(ValueError, match="'pool', 'patch' or 'bumps'"):
+    with pytest.raises(ValueError, match="'pool', 'patch', 'bumps' or 'tiles'"):
         CRARAgent((48, 48), 4, encoder="conv", conv_stem="pixels")
 
 
@@ -154,6 +154,46 @@ def test_value_bumps_make_each_tile_value_its_own_channel_and_mirror_under_negat
     assert torch.allclose(bumps(-tiles), bumps(tiles).flip(1))
     agent = make_agent("crar", (48, 48), 4, True, {"conv_stem": "bumps", "heads": "grid"})
     assert agent.embed(torch.rand(2, 48, 48)).shape == (2, 192)
+
+
+def test_tiles_stem_computes_what_the_bumps_stem_does_on_block_images():
+    """On uniform 6×6 blocks, bumps of the block mean through a 1×1 conv equal bumps of every
+    pixel through a 6×6 conv whose kernel sums to that 1×1 one."""
+    torch.manual_seed(0)
+    bumps = CRARAgent((48, 48), 4, encoder="conv", conv_stem="bumps").components["encoder"]
+    tiles = CRARAgent((48, 48), 4, encoder="conv", conv_stem="tiles").components["encoder"]
+    patch, point = bumps.hidden[1], tiles.hidden[2]
+    with torch.no_grad():
+        point.weight.copy_(patch.weight.sum((2, 3), keepdim=True))
+        point.bias.copy_(patch.bias)
+        for a, b in zip(list(bumps.hidden)[3:], list(tiles.hidden)[4:]):
+            for pa, pb in zip(a.parameters(), b.parameters()):
+                pb.copy_(pa)
+        tiles.out.load_state_dict(bumps.out.state_dict())
+    values = torch.tensor([1.0, 0.5, 0.25, 0.0, -0.25, -0.5, -1.0])
+    obs = torch.kron(values[torch.randint(0, 7, (3, 8, 8))], torch.ones(6, 6))  # [3, 48, 48]
+    assert torch.allclose(tiles(obs), bumps(obs), atol=1e-5)
+
+
+def test_plan_q_expands_the_learned_model_and_depth_zero_is_q():
+    torch.manual_seed(0)
+    agent = agent_88(plan_depth=2)
+    x = agent.embed(torch.stack([render((0, 0)), render((3, 4))]))
+    comps = agent.components
+    with torch.no_grad():
+        assert torch.equal(agent.plan_q(x, 0), comps["q"](x))
+        # depth 2 by hand for state 1, action 3 then the best second action
+        eye = torch.eye(4)
+        step = agent.predict(x[1:], eye[3:])
+        second = agent.predict(step["x_next"].expand(4, -1), eye)
+        leaf = (second["reward"] + second["discount"]
+                * comps["q"](second["x_next"]).max(-1).values).max()
+        want = step["reward"][0] + step["discount"][0] * leaf
+        assert torch.allclose(agent.plan_q(x, 2)[1, 3], want, atol=1e-6)
+        greedy, _ = agent.act(render((3, 4)), None, explore=False)
+    assert greedy.argmax().item() == agent.plan_q(x, 2)[1].argmax().item()
+    with pytest.raises(ValueError, match="plan_depth"):
+        agent_88(plan_depth=-1)
 
 
 # -- acting ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from lightning_wm.components import select
 from lightning_wm.data.module import TrainingConfig
 from lightning_wm.envs import make_env
 from lightning_wm.losses import kl_free_nats, lambda_returns
+from lightning_wm.testing import CrashAfter, logged_update as update, same, snapshot
 from lightning_wm.training import LAST, MODEL, train
 from lightning_wm.transfer import MODULAR_DEFAULT, ModularTransfer, freeze, reinit
 
@@ -43,21 +44,6 @@ def batch(agent: DreamerAgent, n: int = 4, seed: int = 0) -> dict[str, torch.Ten
     return {"obs": obs, "action": action, "reward": torch.randn(n, T, generator=g),
             "is_first": is_first, "is_terminal": torch.zeros(n, T, dtype=torch.bool),
             "task_id": torch.zeros(n, T, dtype=torch.long)}
-
-
-def update(a: DreamerAgent, b) -> dict[str, torch.Tensor]:
-    seen = {}
-    a.log_terms = seen.update  # capture the named terms the update logs
-    a.update(b)
-    return seen
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # -- structure ------------------------------------------------------------------------------------
@@ -267,14 +253,10 @@ def test_train_and_resume_continues_identically(tmp_path):
     assert full.updates == 7 * CFG.updates_per_collect  # global_step counts updates, not steps
     assert all(torch.isfinite(torch.tensor(full.returns)))
 
-    class Kill(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            saved = (tmp_path / "cut/checkpoints" / LAST).exists()
-            if trainer.datamodule.env_steps >= 100 and saved:
-                raise RuntimeError("simulated crash")
+    crash = CrashAfter(100, tmp_path / "cut/checkpoints" / LAST)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _train(tmp_path / "cut", callbacks=[Kill()])
+        _train(tmp_path / "cut", callbacks=[crash])
     resumed_agent, resumed = _train(tmp_path / "cut")
     assert resumed.resumed_from_step > 0
     assert resumed.returns == full.returns and resumed.updates == full.updates

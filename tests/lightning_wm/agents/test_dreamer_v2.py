@@ -9,7 +9,6 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lightning_wm.agents import make_agent
 from lightning_wm.agents.dreamer import DreamerAgent
@@ -21,6 +20,7 @@ from lightning_wm.losses import balanced_kl, categorical_kl, kl_balance
 from lightning_wm.nets.categorical import CategoricalLatent, OneHotActor
 from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.rssm import RSSM
+from lightning_wm.testing import CrashAfter, logged_update as update, same, snapshot
 from lightning_wm.training import LAST, train
 
 V1_NAMES = {"encoder", "representation", "transition", "decoder", "reward", "value", "actor"}
@@ -51,21 +51,6 @@ def batch(a: DreamerV2Agent, n: int = 4, seed: int = 0) -> dict[str, torch.Tenso
     is_terminal[:, -2:] = True
     return {"obs": obs, "action": action, "reward": torch.randn(n, T, generator=g),
             "is_first": is_first, "is_terminal": is_terminal}
-
-
-def update(a: DreamerV2Agent, b) -> dict[str, torch.Tensor]:
-    seen = {}
-    a.log_terms = seen.update  # capture the named terms the update logs
-    a.update(b)
-    return seen
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # -- V2 is V1 plus overrides --------------------------------------------------------------------
@@ -274,14 +259,10 @@ def test_train_on_corridor_with_absorbing_steps_and_resume(tmp_path):
     assert full.env_steps == 120 and full.updates == 6 * CFG.updates_per_collect
     assert int(full_agent.critic_updates) == full.updates
 
-    class Kill(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            saved = (tmp_path / "cut/checkpoints" / LAST).exists()
-            if trainer.datamodule.env_steps >= 60 and saved:
-                raise RuntimeError("simulated crash")
+    crash = CrashAfter(60, tmp_path / "cut/checkpoints" / LAST)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _train(tmp_path / "cut", callbacks=[Kill()])
+        _train(tmp_path / "cut", callbacks=[crash])
     resumed_agent, resumed, _ = _train(tmp_path / "cut")
     assert resumed.resumed_from_step > 0
     assert resumed.returns == full.returns and resumed.updates == full.updates

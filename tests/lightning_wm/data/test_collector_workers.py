@@ -18,6 +18,7 @@ import pytest
 from lightning_wm.data.collector import Collector
 from lightning_wm.data.replay import EpisodeReplay
 from lightning_wm.envs.corridor import Corridor
+from lightning_wm.testing import CrashAfter
 
 ACTION_DIM = 2
 
@@ -277,20 +278,14 @@ def test_training_with_workers_is_the_same_run(tmp_path):
 
 @pytest.mark.slow
 def test_training_with_workers_resumes_the_same_run(tmp_path):
-    import lightning as L
-
     from lightning_wm.training import LAST
 
     full_agent, full = _train(tmp_path / "full", 2)
 
-    class Kill(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            cut = (tmp_path / "cut/checkpoints" / LAST).exists()
-            if trainer.datamodule.env_steps >= 300 and cut:
-                raise RuntimeError("simulated crash")
+    crash = CrashAfter(300, tmp_path / "cut/checkpoints" / LAST)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _train(tmp_path / "cut", 2, callbacks=[Kill()])
+        _train(tmp_path / "cut", 2, callbacks=[crash])
     assert not worker_children()  # stopped when training crashed
     agent, resumed = _train(tmp_path / "cut", 2)
     assert resumed.resumed_from_step > 0

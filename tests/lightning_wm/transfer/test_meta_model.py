@@ -12,6 +12,7 @@ import torch
 from lightning_wm.agents import make_agent
 from lightning_wm.data.module import TrainingConfig
 from lightning_wm.envs import make_env
+from lightning_wm.testing import CrashAfter, same, snapshot as sd
 from lightning_wm.training import LAST, train
 from lightning_wm.transfer import CALLBACKS, MetaModelTransfer, make_callback
 
@@ -31,14 +32,6 @@ def batch(a, n=4):
     return {"obs": torch.randn(n, T, 4, generator=g), "action": torch.rand(n, T, ACT, generator=g),
             "reward": torch.randn(n, T, generator=g), "is_first": first,
             "is_terminal": torch.zeros(n, T, dtype=torch.bool)}
-
-
-def sd(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -140,14 +133,10 @@ def test_meta_model_run_resumes_identically(sources, tmp_path):
     for module, expected in zip(full_agent.meta_rewards, rewards):
         assert same(sd(module), expected)
 
-    class Kill(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            saved = (tmp_path / "cut/checkpoints" / LAST).exists()
-            if trainer.datamodule.env_steps >= 100 and saved:
-                raise RuntimeError("simulated crash")
+    crash = CrashAfter(100, tmp_path / "cut/checkpoints" / LAST)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _train(tmp_path / "cut", paths, [Kill()])
+        _train(tmp_path / "cut", paths, [crash])
     for path in paths:  # the resumed run must take the sources from its checkpoint
         os.remove(path)
     agent, resumed = _train(tmp_path / "cut", paths)
