@@ -77,6 +77,8 @@ class TrainingSpec(_Strict):
     env_workers: int = Field(0, ge=0)            # processes stepping the envs (0: in-process)
     # which task a multi-task run's next episode plays: in turn, or drawn uniformly
     task_sampling: Literal["round_robin", "uniform"] = "round_robin"
+    # fraction of each batch drawn from sequences ending on a positive reward (sparse rewards)
+    reward_fraction: float = Field(0.0, ge=0, lt=1)
 
 
 class ProfileSpec(_Strict):

@@ -38,6 +38,7 @@ class TrainingConfig:
     replay_capacity: int = 100_000
     num_envs: int = 1
     task_sampling: str = "round_robin"
+    reward_fraction: float = 0.0  # of each batch, from sequences that end on a positive reward
     env_workers: int = 0   # processes stepping the slots' envs in parallel (0: in this process)
 
 
@@ -164,7 +165,8 @@ class EnvDataModule(L.LightningDataModule):
         return self._policy
 
     def sample(self) -> dict[str, torch.Tensor]:
-        batch = self.replay.sample(self.rng, self.config.batch_size, self.sequence_length)
+        cfg = self.config
+        batch = self.replay.sample(self.rng, cfg.batch_size, self.sequence_length, cfg.reward_fraction)
         return {k: torch.as_tensor(v) for k, v in batch.items()}
 
     def maybe_evaluate(self, final: bool = False) -> None:

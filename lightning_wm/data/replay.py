@@ -41,12 +41,19 @@ class EpisodeReplay:
     def can_sample(self, length: int) -> bool:
         return any(len(ep["reward"]) >= length for ep in self.episodes)
 
-    def sample(self, rng: np.random.Generator, batch_size: int, length: int) -> dict[str, np.ndarray]:
+    def sample(self, rng: np.random.Generator, batch_size: int, length: int,
+               rewarding: float = 0.0) -> dict[str, np.ndarray]:
         """``batch_size`` sequences of ``length`` steps from within episodes.
 
         Episodes are drawn in proportion to their number of valid start points; with several
         tasks and ``balance_tasks`` the task is drawn uniformly first, so every task is trained on
         about equally often whatever its episode lengths.
+
+        ``rewarding`` > 0 draws that fraction of the batch (rounded down) uniformly from the
+        sequences whose last step pays a positive reward, when there are any: the skewed sampling
+        of UNREAL's reward prediction (Jaderberg et al., 2017), so that a rare sparse reward
+        reaches the reward, value and representation losses every update. At 0 the draws, and
+        the random stream, are exactly those of plain sampling.
         """
         lengths = np.array([len(ep["reward"]) for ep in self.episodes])
         starts = np.maximum(lengths - length + 1, 0)
@@ -58,8 +65,11 @@ class EpisodeReplay:
             for task in np.unique(tasks[starts > 0]):
                 mask = tasks == task
                 weights[mask] /= weights[mask].sum()
-        chosen = rng.choice(len(self.episodes), size=batch_size, p=weights / weights.sum())
+        skewed = self._rewarding_starts(rng, int(batch_size * rewarding), length)
+        plain = batch_size - len(skewed[0])
+        chosen = rng.choice(len(self.episodes), size=plain, p=weights / weights.sum())
         offsets = rng.integers(0, starts[chosen])
+        chosen, offsets = np.concatenate([chosen, skewed[0]]), np.concatenate([offsets, skewed[1]])
         out = {k: [] for k in FIELDS}
         for e, o in zip(chosen, offsets):
             ep = self.episodes[e]
@@ -68,6 +78,20 @@ class EpisodeReplay:
         batch = {k: np.stack(v) for k, v in out.items()}
         batch["task_id"] = np.repeat(tasks[chosen][:, None], length, axis=1)
         return batch
+
+    def _rewarding_starts(self, rng: np.random.Generator, n: int,
+                          length: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` (episode, start) pairs, uniform over the sequences whose last step has a
+        positive reward; none when ``n`` is 0 or no such sequence is stored."""
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ends = [np.flatnonzero(ep["reward"][length - 1:] > 0) for ep in self.episodes]
+        counts = np.array([len(e) for e in ends], np.float64)
+        if counts.sum() == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        episodes = rng.choice(len(ends), size=n, p=counts / counts.sum())
+        starts = np.array([ends[e][rng.integers(len(ends[e]))] for e in episodes], np.int64)
+        return episodes.astype(np.int64), starts  # index i in ``ends`` is the start of a sequence
 
     def state_dict(self) -> dict[str, Any]:
         return {"capacity": self.capacity, "episodes": list(self.episodes),

@@ -247,3 +247,39 @@ def test_state_dict_round_trip_gives_identical_samples():
     a, b = src_next.sample(rng_a, 16, 3), dst_next.sample(rng_b, 16, 3)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+# -- reward-skewed sampling -------------------------------------------------------------------------
+def _sparse_replay() -> EpisodeReplay:
+    """Ten 30-step episodes; only (episode 3, t 7) and (episode 8, t 29) pay a positive reward."""
+    replay = EpisodeReplay(10_000)
+    for i in range(10):
+        ep = make_episode(i, 30)
+        ep["reward"][:] = -0.1
+        replay.add_episode(ep)
+    replay.episodes[3]["reward"][7] = 1.0
+    replay.episodes[8]["reward"][29] = 1.0
+    return replay
+
+
+def test_rewarding_fraction_draws_sequences_that_end_on_a_positive_reward():
+    replay = _sparse_replay()
+    batch = replay.sample(np.random.default_rng(0), 40, 3, rewarding=0.25)
+    assert_contiguous(batch, 3)
+    ends = batch["reward"][:, -1] > 0
+    assert ends.sum() >= 10  # 10 drawn on purpose; plain draws may add a few more
+    ended = {(int(s[-1, 0]), int(s[-1, 1])) for s in batch["obs"][ends]}
+    assert ended == {(3, 7), (8, 29)}  # both rewarding steps, each as a sequence's last step
+    plain = replay.sample(np.random.default_rng(0), 400, 3)
+    assert (plain["reward"][:, -1] > 0).mean() < 0.05
+
+
+def test_rewarding_zero_or_without_rewards_is_plain_sampling():
+    replay = _sparse_replay()
+    a = replay.sample(np.random.default_rng(5), 16, 2)
+    b = replay.sample(np.random.default_rng(5), 16, 2, rewarding=0.0)
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # same draws, same random stream
+    for ep in replay.episodes:
+        ep["reward"][:] = -0.1
+    batch = replay.sample(np.random.default_rng(5), 16, 2, rewarding=0.5)
+    assert batch["obs"].shape[0] == 16 and not (batch["reward"] > 0).any()
