@@ -123,8 +123,10 @@ class AbsorbingReplay(EpisodeReplay):
     def can_sample(self, length: int) -> bool:
         return bool(start_counts(self, length, self.max_absorbing).sum() > 0)
 
-    def sample(self, rng: np.random.Generator, batch_size: int,
-               length: int) -> dict[str, np.ndarray]:
+    def sample(self, rng: np.random.Generator, batch_size: int, length: int,
+               rewarding: float = 0.0) -> dict[str, np.ndarray]:
+        if rewarding > 0:  # padded sequences have no single "last step" to skew towards
+            raise ValueError("reward_fraction > 0 is not supported with absorbing-step sampling")
         return sample_absorbing(self, rng, batch_size, length, self.discrete, self.max_absorbing)
 
 

@@ -67,6 +67,10 @@ def test_no_padding_reproduces_episode_replay_exactly():
     np.testing.assert_array_equal(start_counts(plain, 6), [5, 12, 3, 20, 9])
     with pytest.raises(ValueError, match="max_absorbing"):
         start_counts(plain, 6, 6)
+    c = absorbing.sample(np.random.default_rng(3), 64, 6, rewarding=0.0)  # the data module's call
+    np.testing.assert_array_equal(b["obs"], c["obs"])
+    with pytest.raises(ValueError, match="reward_fraction"):
+        absorbing.sample(np.random.default_rng(3), 64, 6, rewarding=0.25)
 
 
 def test_tasks_stay_balanced_and_short_tasks_are_kept():
