@@ -65,11 +65,12 @@ class EpisodeReplay:
             for task in np.unique(tasks[starts > 0]):
                 mask = tasks == task
                 weights[mask] /= weights[mask].sum()
-        skewed = self._rewarding_starts(rng, int(batch_size * rewarding), length)
-        plain = batch_size - len(skewed[0])
+        skew_episodes, skew_offsets = self._rewarding_starts(rng, int(batch_size * rewarding), length)
+        plain = batch_size - len(skew_episodes)
         chosen = rng.choice(len(self.episodes), size=plain, p=weights / weights.sum())
         offsets = rng.integers(0, starts[chosen])
-        chosen, offsets = np.concatenate([chosen, skewed[0]]), np.concatenate([offsets, skewed[1]])
+        chosen = np.concatenate([chosen, skew_episodes])
+        offsets = np.concatenate([offsets, skew_offsets])
         out = {k: [] for k in FIELDS}
         for e, o in zip(chosen, offsets):
             ep = self.episodes[e]
