@@ -15,6 +15,20 @@ def double_q_target(reward: torch.Tensor, terminal: torch.Tensor, gamma: float |
     return reward + gamma * (1.0 - terminal) * q_next_target.gather(-1, best).squeeze(-1)
 
 
+def n_step_return(reward: torch.Tensor, terminal: torch.Tensor,
+                  gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``[B, n]`` rewards and terminal flags of steps 1..n: the discounted sum
+    Σ_k γ^(k−1) r_k up to the first terminal step, and whether one was met (``[B]`` each).
+
+    The target is then ``return + γ^n (1 − ended) Q⁻(s_n, ·)``: ``double_q_target(return,
+    ended, γ^n, …)``. With n = 1 it is the one-step target, exactly.
+    """
+    alive = torch.cumprod(1.0 - terminal, -1)            # 1 while no terminal up to step k
+    before = torch.cat([torch.ones_like(alive[:, :1]), alive[:, :-1]], -1)
+    discounts = gamma ** torch.arange(reward.shape[-1], dtype=reward.dtype, device=reward.device)
+    return (reward * before * discounts).sum(-1), 1.0 - alive[:, -1]
+
+
 # -- CRAR (seed 001 §4.2; François-Lavet et al., 2019) ----------------------------------------
 # Abstract states are [B, n]; every function returns the batch mean of a per-sample loss.
 

@@ -16,6 +16,10 @@ number the seed gives; γ, ε schedule, target period and layer widths are ours.
 r̂ as [0, 1], but the meta-labyrinth pays −0.1 per step, so the reward head is linear. L_Q is the
 plain squared error of the seed (not Huber), and Y masks the bootstrap at terminal steps, which
 the seed's formula leaves implicit (its γ is the tuple's discount, 0 at a terminal).
+
+Beyond the seed, off by default: ``n_step`` > 1 bootstraps Y from n steps ahead (Rainbow's
+multi-step target, for sparse rewards that one-step backups carry back slowly), and
+``plan_depth`` > 0 acts on values planned through the learned model.
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_wm.agents.value_based import ValueBasedAgent
-from lightning_wm.losses import (crar_d1, crar_d2, crar_transition_loss, double_q_target)
+from lightning_wm.losses import (crar_d1, crar_d2, crar_transition_loss, double_q_target,
+                                  n_step_return)
 from lightning_wm.nets.grid import GridHead
 from lightning_wm.nets.heads import MLPHead
 
@@ -122,10 +127,12 @@ class CRARAgent(ValueBasedAgent):
                  gamma: float = 0.9, c_d: float = 5.0, eps_start: float = 1.0,
                  eps_end: float = 0.1, eps_steps: int = 10_000, target_every: int = 500,
                  conv_channels: int = 3, conv_width: int = 32, conv_stem: str = "pool",
-                 heads: str = "mlp", plan_depth: int = 0) -> None:
+                 heads: str = "mlp", plan_depth: int = 0, n_step: int = 1) -> None:
         obs_shape = tuple(int(d) for d in obs_shape)
         if plan_depth < 0:
             raise ValueError(f"plan_depth must be 0 (act on Q) or more, got {plan_depth}")
+        if n_step < 1:
+            raise ValueError(f"n_step must be 1 (the seed's one-step target) or more, got {n_step}")
         if encoder == "dense":
             abstract_dim = 2 if abstract_dim is None else abstract_dim  # seed §5.1: two neurons
             enc: nn.Module = DenseEncoder(obs_shape, abstract_dim, hidden, layers)
@@ -156,6 +163,7 @@ class CRARAgent(ValueBasedAgent):
         self.save_hyperparameters()
         self.hparams.abstract_dim = abstract_dim
         self.obs_shape, self.abstract_dim = obs_shape, abstract_dim
+        self.sequence_length = n_step + 1  # replay windows of n transitions
 
     # -- model pieces ---------------------------------------------------------------------------
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -196,18 +204,24 @@ class CRARAgent(ValueBasedAgent):
 
     # -- losses ---------------------------------------------------------------------------------
     def loss_terms(self, batch):
-        obs, next_obs = batch["obs"][:, 0].float(), batch["obs"][:, 1].float()
-        action = batch["action"][:, 1].float()
-        reward = batch["reward"][:, 1].float()
-        terminal = batch["is_terminal"][:, 1].float()
+        # a window of n transitions: Q learns from its first (an n-step target), the model and
+        # structure losses from its last, which is the one reward-skewed replay picks; with n = 1
+        # both are the single transition of the seed
+        n = batch["obs"].shape[1] - 1
+        obs, last_obs = batch["obs"][:, 0].float(), batch["obs"][:, n].float()
+        reward = batch["reward"][:, 1:].float()
+        terminal = batch["is_terminal"][:, 1:].float()
         gamma = self.hparams.gamma
         enc = self.components["encoder"]
-        x, x_next = enc(obs), enc(next_obs)
+        x0, x_next = enc(obs), enc(last_obs)
+        x = x0 if n == 1 else enc(batch["obs"][:, n - 1].float())
         with torch.no_grad():
             # double DQN (001 §4.2): online Q(x', ·) picks a', buffered Q⁻(e⁻(s'), ·) scores it
-            y = double_q_target(reward, terminal, gamma, self.components["q"](x_next),
-                                self.target["q"](self.target["encoder"](next_obs)))
-        q_taken = (self.components["q"](x) * action).sum(-1)
+            ret, ended = n_step_return(reward, terminal, gamma)
+            y = double_q_target(ret, ended, gamma ** n, self.components["q"](x_next),
+                                self.target["q"](self.target["encoder"](last_obs)))
+        q_taken = (self.components["q"](x0) * batch["action"][:, 1].float()).sum(-1)
+        reward, terminal, action = reward[:, -1], terminal[:, -1], batch["action"][:, n].float()
         xa = self._xa(x, action)
         delta = self.components["transition"](xa)
         r_hat = self.components["reward"](xa).squeeze(-1)

@@ -11,7 +11,7 @@ from torch import nn
 
 from lightning_wm.agents.base import Agent, NonFiniteLossError, assert_finite, linear_schedule
 from lightning_wm.agents.tiny_q import TinyQAgent
-from lightning_wm.losses import double_q_target
+from lightning_wm.losses import double_q_target, n_step_return
 from lightning_wm.data.module import AgentPolicy
 
 BASE = {"q/td": 1.0, "structure/d1": 2.0, "structure/d2": 4.0}
@@ -254,6 +254,23 @@ def test_double_q_target_hand_computed():
     # row 1: terminal -> reward only
     # row 2: online picks a=0, target scores it 4
     torch.testing.assert_close(y, torch.tensor([1 + 0.9 * 10, 2.0, -0.5 + 0.9 * 4]))
+
+
+def test_n_step_return_stops_at_the_first_terminal_and_is_one_step_at_n_1():
+    reward = torch.tensor([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    terminal = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    ret, ended = n_step_return(reward, terminal, 0.5)
+    torch.testing.assert_close(ret, torch.tensor([1 + 0.5 * 2 + 0.25 * 4, 1 + 0.5 * 2, 1.0]))
+    torch.testing.assert_close(ended, torch.tensor([0.0, 1.0, 1.0]))
+    q_online = torch.tensor([[1.0, 3.0], [5.0, 0.0], [0.0, -1.0]])
+    q_target = torch.tensor([[20.0, 10.0], [30.0, 40.0], [4.0, 8.0]])
+    y = double_q_target(ret, ended, 0.5 ** 3, q_online, q_target)
+    torch.testing.assert_close(y[0], torch.tensor(3.0 + 0.125 * 10))  # only row 0 bootstraps
+    # n = 1: the same numbers as the one-step target, bit for bit
+    r1, t1 = reward[:, :1], terminal[:, :1]
+    one, ended1 = n_step_return(r1, t1, 0.9)
+    assert torch.equal(double_q_target(one, ended1, 0.9, q_online, q_target),
+                       double_q_target(r1[:, 0], t1[:, 0], 0.9, q_online, q_target))
 
 
 def _batch(n=6, obs_dim=5, action_dim=3, terminal=0.0, seed=0):

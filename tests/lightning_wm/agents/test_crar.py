@@ -214,6 +214,51 @@ def test_act_greedy_and_random():
 
 
 # -- gradient routing and frozen dynamics -----------------------------------------------------------
+def test_n_step_windows_q_learns_from_the_first_transition_the_model_from_the_last():
+    agent = agent_88(n_step=3, gamma=0.5)
+    assert agent.sequence_length == 4
+    g = torch.Generator().manual_seed(1)
+    n = 8
+    action = torch.nn.functional.one_hot(torch.randint(0, 4, (n, 4), generator=g), 4).float()
+    batch = {"obs": torch.rand(n, 4, 8, 8, generator=g) * 2 - 1, "action": action,
+             "reward": torch.rand(n, 4, generator=g), "is_first": torch.zeros(n, 4),
+             "is_terminal": torch.zeros(n, 4), "task_id": torch.zeros(n, 4, dtype=torch.long)}
+    batch["is_terminal"][0, 2] = 1.0  # row 0 ends at its second transition: no bootstrap
+    agent.sync_target()
+    with torch.no_grad():
+        terms = agent.loss_terms(batch)
+        x = [agent.embed(batch["obs"][:, k]) for k in range(4)]
+        q, r = agent.components["q"], batch["reward"]
+        boot = q(x[3]).gather(1, q(x[3]).argmax(-1, keepdim=True))[:, 0]  # target = online here
+        y = r[:, 1] + 0.5 * r[:, 2] + 0.25 * r[:, 3] + 0.125 * boot
+        y[0] = r[0, 1] + 0.5 * r[0, 2]
+        q_taken = (q(x[0]) * action[:, 1]).sum(-1)
+        r_hat = agent.predict(x[2], action[:, 3])["reward"]
+    torch.testing.assert_close(terms["q/td"], ((q_taken - y) ** 2).mean())
+    torch.testing.assert_close(terms["reward/mse"], ((r_hat - r[:, 3]) ** 2).mean())
+    torch.testing.assert_close(terms["structure/d1_succ"], crar_d1(x[2], x[3], 5.0))
+    with pytest.raises(ValueError, match="n_step"):
+        agent_88(n_step=0)
+
+
+def test_n_step_agent_trains_on_replay_windows_and_reloads(tmp_path):
+    from lightning_wm.data.module import TrainingConfig
+    from lightning_wm.envs import make_env
+    from lightning_wm.training import train
+    L.seed_everything(0, verbose=False)
+    agent = make_agent("crar", (8, 8), 4, True, {"n_step": 3, "eps_steps": 200})
+    seen = []
+    agent.loss_terms = lambda batch, f=agent.loss_terms: seen.append(batch["obs"].shape) or f(batch)
+    cfg = TrainingConfig(collect_every=50, updates_per_collect=5, prefill=100, batch_size=8,
+                         eval_every=200, eval_episodes=1, checkpoint_every=200)
+    result = train(agent, lambda t: make_env("simple_maze", {}), [0], 4, budget=200, seed=0,
+                   config=cfg, run_dir=tmp_path)
+    assert result.updates > 0 and set(seen) == {torch.Size([8, 4, 8, 8])}
+    reloaded = CRARAgent.load_from_checkpoint(result.model_path, map_location="cpu",
+                                              weights_only=False)
+    assert reloaded.sequence_length == 4
+
+
 def test_every_term_reaches_the_encoder():
     agent = agent_88()
     with torch.no_grad():  # push embeddings outside the unit ball so L_d2 is active
