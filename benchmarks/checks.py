@@ -39,6 +39,7 @@ def cross_check(suite: "Suite") -> None:
     for i, tgt in enumerate(suite.targets):
         _check_target(suite, i, tgt)
     _check_profiles(suite, CALLBACKS)
+    _check_metrics(suite)
     check_no_cycle(suite)
 
 
@@ -79,7 +80,8 @@ def _check_target(suite: "Suite", i: int, tgt) -> None:
 
 def _check_profiles(suite: "Suite", callbacks) -> None:
     _need(suite.default_profile, suite.profiles, "default_profile", "profile")
-    roles = {s.budget for s in suite.sources.values()} | {m.budget for m in suite.methods.values()}
+    roles = ({s.budget for s in suite.sources.values()} | {m.budget for m in suite.methods.values()}
+             | {t.budget for t in suite.targets if t.budget is not None})
     target_tasks = {t.task for t in suite.targets}
     for pname, prof in suite.profiles.items():
         for role in sorted(roles):
@@ -97,6 +99,19 @@ def _check_profiles(suite: "Suite", callbacks) -> None:
             _need(name, callbacks, f"profiles.{pname}.callback_args.{name}", "callback")
         for j, m in enumerate(prof.methods or []):
             _need(m, suite.methods, f"profiles.{pname}.methods.{j}", "method")
+
+
+def _check_metrics(suite: "Suite") -> None:
+    m = suite.metrics
+    for task in m.thresholds:
+        _need(task, suite.tasks, f"metrics.thresholds.{task}", "task")
+    for task, steps in m.learn_within.items():
+        _need(task, suite.tasks, f"metrics.learn_within.{task}", "task")
+        if task not in m.thresholds:
+            raise ValueError(f"metrics.learn_within.{task}: the task has no threshold to reach "
+                             f"(expected 'metrics.thresholds.{task}: <return>')")
+        if steps <= 0:
+            raise ValueError(f"metrics.learn_within.{task}: expected a positive step count")
 
 
 def check_no_cycle(suite: "Suite") -> None:

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Exit 1 when a learning or speed regression is found, else 0.")
     g.add_argument("--baseline", type=Path,
                    help="committed results to compare with; without it only the learning gate runs "
-                        "(scratch must reach each task's threshold in most seeds)")
+                        "(scratch, and from-scratch sources of a task with learn_within, must "
+                        "reach the task's threshold in most seeds)")
     g.add_argument("--current", type=Path, required=True)
     g.add_argument("--speed-factor", type=float, default=1.5,
                    help="throughput drop counted as a regression (default 1.5x)")

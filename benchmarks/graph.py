@@ -112,7 +112,8 @@ class _Builder:
         sseed = seed if source_seed is None else source_seed
         slots = {slot: self.source(tgt.sources[slot], sseed) for slot in m.uses}
         config = {**m.config, **tgt.agent_config}
-        c = self._common(m.agent, config, [task], m.callbacks, m.budget, seed, slots)
+        role = m.budget if tgt.budget is None else tgt.budget
+        c = self._common(m.agent, config, [task], m.callbacks, role, seed, slots)
         suffix = f"-b{source_seed}" if source_seed is not None else ""
         run_id = f"tgt-{task}-{method}-s{seed}{suffix}-{c['config_hash'][:8]}"
         self.runs[run_id] = RunSpec(

@@ -1,4 +1,6 @@
-"""Learning-curve PNGs: one per suite/profile/target task, mean +- standard error per method.
+"""Learning-curve PNGs: one per suite/profile/target task, mean +- standard error per method, and
+one per task with a threshold that single-task sources learn from scratch
+(``..._<task>-sources.png``, the threshold drawn).
 
 Uses matplotlib's Agg canvas directly (no pyplot), so no global backend state is touched and
 plots work on machines without a display. Only mean/stderr curves are computed here; every
@@ -11,6 +13,7 @@ import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -45,7 +48,8 @@ def method_band(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return grid, mean, err
 
 
-def _draw(task: str, suite: str, profile: str, by_method: dict, baselines: set) -> Figure:
+def _draw(task: str, suite: str, profile: str, by_method: dict, baselines: set,
+          threshold: float | None = None) -> Figure:
     fig = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -59,6 +63,8 @@ def _draw(task: str, suite: str, profile: str, by_method: dict, baselines: set) 
         line, = ax.plot(grid, mean, marker="o" if grid.size == 1 else None,
                         label=f"{method} (n={n})", **style)
         ax.fill_between(grid, mean - err, mean + err, color=line.get_color(), alpha=0.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", linestyle=":", label=f"threshold {threshold:g}")
     ax.set_title(f"{task}  ({suite} / {profile})")
     ax.set_xlabel("env steps")
     ax.set_ylabel("evaluation return")
@@ -82,20 +88,26 @@ def save_png(fig: Figure, path: Path) -> None:
         raise
 
 
-def plot_learning_curves(results: list[RunResult], suite: str, profile: str,
-                         out: Path) -> list[Path]:
-    """One PNG per target task of ``suite``/``profile`` with completed runs; returns the paths."""
-    tasks: dict = defaultdict(lambda: defaultdict(list))
+def plot_learning_curves(results: list[RunResult], suite: str, profile: str, out: Path,
+                         thresholds: Mapping[str, float] | None = None) -> list[Path]:
+    """One PNG per target task of ``suite``/``profile`` with completed runs, and one per task of
+    its single-task sources that has a threshold; returns the paths."""
+    thresholds = thresholds or {}
+    groups: dict = defaultdict(lambda: defaultdict(list))
     baselines = set()
     for r in results:
         rec = r.record
-        if rec.kind == "target" and rec.suite == suite and rec.profile == profile and r.curve is not None:
-            tasks[rec.task][rec.method].append(r)
-            if rec.is_baseline:
-                baselines.add(rec.method)
+        if rec.suite != suite or rec.profile != profile or r.curve is None:
+            continue
+        if rec.kind == "target":
+            groups[rec.task][rec.method].append(r)
+            baselines |= {rec.method} if rec.is_baseline else set()
+        elif len(rec.tasks) == 1 and rec.task in thresholds:
+            groups[f"{rec.task}-sources"][rec.method].append(r)
     paths = []
-    for task, by_method in sorted(tasks.items()):
-        path = Path(out) / curve_filename(suite, profile, task)
-        save_png(_draw(task, suite, profile, by_method, baselines), path)
+    for label, by_method in sorted(groups.items()):
+        path = Path(out) / curve_filename(suite, profile, label)
+        task = label.removesuffix("-sources")
+        save_png(_draw(label, suite, profile, by_method, baselines, thresholds.get(task)), path)
         paths.append(path)
     return paths

@@ -11,11 +11,14 @@ Cells are (suite, task, method); source runs form cells too, checked for failure
 * failure: a seed completed in the baseline has no completed run in current.
 * cells on one side only are listed as missing, which is not a failure.
 * learning gate (``learning_gate``, also run without a baseline): in every task the suite gives a
-  threshold, most seeds of the scratch baseline must reach it within their budget. This is how a
-  nightly profile shows that an agent learns, not merely that it runs.
+  threshold, most seeds of the scratch baseline must reach it within their budget; where the
+  suite also states ``learn_within`` N steps, most seeds of every from-scratch run of the task
+  (sources included) budgeted for N steps must reach it by step N. This is how a nightly profile
+  shows that an agent learns, not merely that it runs.
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,22 +95,34 @@ def _learning(name: str, base: list, cur: list, facts: SuiteFacts, confidence: f
 
 
 def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> list[Row]:
-    """One row per (task with a threshold, scratch baseline) cell; regressed unless a majority
-    of its completed seeds reach the threshold."""
+    """One row per gated cell; regressed unless a majority of its completed seeds reach the
+    task's threshold.
+
+    A task with ``learn_within`` N gates every from-scratch cell on it (the scratch baseline, and
+    a single-task source that reads no other run) over its runs budgeted for N steps or more,
+    and counts a seed only if it reaches the threshold by step N. A task without it gates the
+    scratch baseline, within whatever budget it ran.
+    """
     rows = []
     for key, runs in sorted(_cells(current).items()):
         suite, task, method, kind = key
         f = facts.get(suite, SuiteFacts())
-        threshold = f.thresholds.get(task)
-        if kind != "target" or method != f.baseline or threshold is None:
+        threshold, within = f.thresholds.get(task), f.learn_within.get(task)
+        done = [r for r in _done(runs) if r.curve is not None]
+        scratch = kind == "target" and method == f.baseline
+        if within is not None:
+            scratch |= kind == "source" and not any(r.record.provenance.sources for r in runs)
+            done = [r for r in done if r.record.budget >= within]
+        if threshold is None or not scratch or not done:
             continue
-        times = [time_to_threshold(r.curve.steps, r.curve.returns, threshold)
-                 for r in _done(runs) if r.curve is not None]
-        hits = sorted(t for t in times if np.isfinite(t))
+        limit = math.inf if within is None else within
+        times = [time_to_threshold(r.curve.steps, r.curve.returns, threshold) for r in done]
+        hits = sorted(t for t in times if np.isfinite(t) and t <= limit)
         learns = 2 * len(hits) > len(times)
         first = f", first at {hits[0]:.0f} env steps" if hits else ""
+        by = f" within {within} env steps" if within is not None else ""
         verdict = (f"{'ok' if learns else 'REGRESSION: does not learn'}: {len(hits)}/{len(times)} "
-                   f"seeds reach {threshold:g}{first}")
+                   f"seeds reach {threshold:g}{by}{first}")
         rows.append(Row(_name(key), "threshold", None, len(hits), None, verdict, not learns))
     return rows
 

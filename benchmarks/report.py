@@ -57,6 +57,7 @@ class SuiteFacts:
     """The few suite settings the report and the regression check need, as plain values."""
     baseline: str = "scratch"
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    learn_within: Mapping[str, int] = field(default_factory=dict)
     early_fraction: float = 0.1
     final_fraction: float = 0.1
     primary: str = "auc"
@@ -67,8 +68,8 @@ class SuiteFacts:
 def facts_from_suite(suite: Suite) -> SuiteFacts:
     m = suite.metrics
     refs = tuple(Reference(r.name, r.citation, r.metric, r.values) for r in suite.references)
-    return SuiteFacts(suite.baseline, dict(m.thresholds), m.early_fraction, m.final_fraction,
-                      m.primary, refs, dict(m.success_below))
+    return SuiteFacts(suite.baseline, dict(m.thresholds), dict(m.learn_within), m.early_fraction,
+                      m.final_fraction, m.primary, refs, dict(m.success_below))
 
 
 def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
@@ -85,6 +86,12 @@ def run_scores(r: RunResult, facts: SuiteFacts) -> dict[str, float]:
 def _mean_time(times: list[float]) -> float:
     # One unreached run makes the mean undefined; inf becomes null in JSON.
     return float(np.mean(times)) if times else float("nan")
+
+
+def _threshold(runs: list[RunResult], value: float) -> dict:
+    times = [M.time_to_threshold(*curve_of(r), value) for r in runs]
+    return {"value": value, "mean_steps": _mean_time(times),
+            "reached": int(np.isfinite(times).sum()), "of": len(times)}
 
 
 def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
@@ -125,9 +132,7 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
         "auc": _ci([s["auc"] for s in scores], reps, seed),
         "final": _ci([s["final"] for s in scores], reps, seed), "transfer": None}
     if task in facts.thresholds and done:
-        times = [M.time_to_threshold(*curve_of(r), facts.thresholds[task]) for r in done]
-        cell["threshold"] = {"value": facts.thresholds[task], "mean_steps": _mean_time(times),
-                             "reached": int(np.isfinite(times).sum()), "of": len(times)}
+        cell["threshold"] = _threshold(done, facts.thresholds[task])
     if any(r.record.baseline_run_id for r in runs):
         pairs = [(r, by_id[r.record.baseline_run_id]) for r in done
                  if r.record.baseline_run_id in by_id]
@@ -199,13 +204,20 @@ def _references(cells: list[dict], facts: SuiteFacts) -> list[dict]:
     return out
 
 
-def _sources(results: list[RunResult]) -> list[dict]:
-    return [{"run_id": r.record.run_id, "source": r.record.method, "tasks": r.record.task,
-             "seed": r.record.seed, "status": r.record.status, "env_steps": r.record.env_steps,
-             "wall_time_s": r.record.wall_time_s, "throughput": r.record.throughput,
-             "diagnostics": dict(r.record.diagnostics)}
-            for r in sorted(results, key=lambda r: (r.record.method, r.record.seed, r.record.run_id))
-            if r.record.kind == "source"]
+def _sources(results: list[RunResult], facts: SuiteFacts) -> list[dict]:
+    out = []
+    for r in sorted(results, key=lambda r: (r.record.method, r.record.seed, r.record.run_id)):
+        if r.record.kind != "source":
+            continue
+        row = {"run_id": r.record.run_id, "source": r.record.method, "tasks": r.record.task,
+               "seed": r.record.seed, "status": r.record.status, "env_steps": r.record.env_steps,
+               "wall_time_s": r.record.wall_time_s, "throughput": r.record.throughput,
+               "diagnostics": dict(r.record.diagnostics)}
+        thr = facts.thresholds.get(r.record.task)  # a single-task source trains from scratch
+        if thr is not None and r.curve is not None:
+            row["threshold"] = _threshold([r], thr)
+        out.append(row)
+    return out
 
 
 def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, reps: int = 2000,
@@ -237,7 +249,7 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
                      "early_fraction": facts.early_fraction, "final_fraction": facts.final_fraction,
                      "thresholds": dict(facts.thresholds)},
         "notes": notes, "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
-        "references": _references(cells, facts), "sources": _sources(results),
+        "references": _references(cells, facts), "sources": _sources(results, facts),
         "equal_compute": equal_compute(results, facts.baseline, reps, seed),
         "diagnostics": D.means(targets),
         "per_base_model": D.per_base_model(targets, facts.success_below),
@@ -266,7 +278,8 @@ def write_report(root: Path, out: Path | None = None,
         except (ValueError, OSError) as e:  # SuiteError is a ValueError
             notes.append(f"suite '{name}' could not be loaded, reported without references: {e}")
         reports.append(build_report(runs, facts, reps=reps, notes=notes))
-        pngs += plots.plot_learning_curves(runs, name, profile, out)
+        pngs += plots.plot_learning_curves(runs, name, profile, out,
+                                           facts.thresholds if facts else None)
         pngs += plot_embeddings(runs, out)
         pngs += plot_reconstructions(runs, out)
     md, js = out / "leaderboard.md", out / "leaderboard.json"
@@ -353,10 +366,13 @@ def _md_group(rep: dict) -> list[str]:
         lines += _table(["task", "method", "ours", "paper"],
                         [[r["task"], r["method"], _num(r["ours"]), _num(r["paper"])] for r in ref["rows"]])
     if rep["sources"]:
+        thr = any("threshold" in r for r in rep["sources"])
         lines += ["## Sources", ""] + _table(
-            ["run", "source", "tasks", "seed", "status", "env steps", "wall time (s)", "env steps/s"],
+            ["run", "source", "tasks", "seed", "status", "env steps", "wall time (s)", "env steps/s",
+             *(["steps to threshold (reached)"] if thr else [])],
             [[r["run_id"], r["source"], r["tasks"], r["seed"], r["status"], r["env_steps"],
-              _num(r["wall_time_s"]), _num(r["throughput"])] for r in rep["sources"]])
+              _num(r["wall_time_s"]), _num(r["throughput"]),
+              *([_thr(r.get("threshold"))] if thr else [])] for r in rep["sources"]])
         found = sorted({n for r in rep["sources"] for n in r.get("diagnostics", {})})
         if found:
             lines += ["## Source diagnostics", ""] + _table(

@@ -60,6 +60,9 @@ class TargetSpec(_Strict):
     methods: list[str] = Field(min_length=1)
     sources: dict[str, str] = Field(default_factory=dict)  # slot -> source name
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for this target
+    # budget role of every run on this target (default: each method's own), for a task whose
+    # runs need more or fewer env steps than the suite's other targets
+    budget: str | None = None
 
 
 class TrainingSpec(_Strict):
@@ -99,6 +102,9 @@ class ProfileSpec(_Strict):
 
 class MetricsSpec(_Strict):
     thresholds: dict[str, float] = Field(default_factory=dict)   # task -> return
+    # task -> env steps: the suite's claim "from scratch, the threshold is reached within N
+    # steps", gated by `regress` on every from-scratch run of the task budgeted for N or more
+    learn_within: dict[str, int] = Field(default_factory=dict)
     early_fraction: float = Field(0.1, gt=0, le=1)
     final_fraction: float = Field(0.1, gt=0, le=1)
     primary: Literal["auc", "final"] = "auc"

@@ -84,7 +84,7 @@ class Collector:
         self.episodes_started = 0
         self.env_steps = 0
         self.rng = np.random.default_rng(derive_seed(seed, 1))
-        self.eval_envs: dict[int, gym.Env] = {}
+        self.eval_envs: dict[int, list[gym.Env]] = {}
         # more workers than slots would sit idle
         self.envs = (EnvWorkers(make_env, min(env_workers, num_envs)) if env_workers
                      else LocalEnvs(make_env))
@@ -162,31 +162,46 @@ class Collector:
                  epsilon: float = 0.0) -> float:
         """Mean return of ``episodes`` episodes on ``task``; seeds fixed by ``index``.
 
-        ``epsilon`` > 0 replaces the policy's action by a random one with that probability
-        (the Atari protocol's ε = 0.05), so a deterministic policy cannot lock into a loop.
+        Episodes run in lock-step groups as wide as the collector's slots (one at a time with a
+        single slot), so the policy sees a batch per step; episode ``e``'s reset seed depends on ``e``
+        alone, whatever group it falls in. ``epsilon`` > 0 replaces the policy's action by a random one
+        with that probability (the Atari protocol's ε = 0.05), so a deterministic policy cannot
+        lock into a loop.
         """
-        if task not in self.eval_envs:
-            self.eval_envs[task] = self.make_env(task)
-        env = self.eval_envs[task]
+        width = max(1, min(episodes, len(self.slots)))
+        envs = self.eval_envs.setdefault(task, [])
+        envs += [self.make_env(task) for _ in range(width - len(envs))]
         rng = np.random.default_rng(derive_seed(self.seed, 10, task, index))
         total = 0.0
-        for e in range(episodes):
-            obs, _ = env.reset(seed=derive_seed(self.seed, 3, task, index, e))
-            first, done = True, False
-            while not done:
-                vec = policy(obs[None], np.array([first]))[0]  # always called: recurrent state
-                if epsilon and rng.random() < epsilon:
-                    vec = random_actions(rng, [env.action_space], len(vec))[0]
-                obs, reward, terminated, truncated, _ = env.step(to_env_action(env.action_space, vec))
-                total += float(reward)
-                first, done = False, terminated or truncated
+        for start in range(0, episodes, width):
+            group = envs[:min(width, episodes - start)]
+            obs = [env.reset(seed=derive_seed(self.seed, 3, task, index, start + i))[0]
+                   for i, env in enumerate(group)]
+            done = np.zeros(len(group), bool)
+            first = np.ones(len(group), bool)
+            while not done.all():
+                # finished episodes still ride along with their last observation: a recurrent
+                # policy keeps one state per group member, and their actions are dropped
+                vecs = policy(np.stack(obs), first)
+                for i, env in enumerate(group):
+                    if done[i]:
+                        continue
+                    vec = vecs[i]
+                    if epsilon and rng.random() < epsilon:
+                        vec = random_actions(rng, [env.action_space], len(vec))[0]
+                    obs[i], reward, terminated, truncated, _ = env.step(
+                        to_env_action(env.action_space, vec))
+                    total += float(reward)
+                    done[i] = terminated or truncated
+                first[:] = False
         return total / episodes
 
     def close(self) -> None:
         """Close every env, and stop the worker processes."""
         self.envs.close()
-        for env in self.eval_envs.values():
-            env.close()
+        for envs in self.eval_envs.values():
+            for env in envs:
+                env.close()
         self.eval_envs.clear()
 
     def state_dict(self) -> dict[str, Any]:

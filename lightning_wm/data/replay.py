@@ -23,6 +23,10 @@ class EpisodeReplay:
         self.episodes: deque[dict[str, np.ndarray]] = deque()
         self.task_ids: deque[int] = deque()
         self.num_steps = 0
+        # per sequence length: each episode's starts of sequences ending on a positive reward,
+        # and their counts; rebuilt after the stored episodes change, not on every batch (a scan
+        # of a full replay cost more than a small agent's update)
+        self._rewarding: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
 
     def __len__(self) -> int:
         return self.num_steps
@@ -37,6 +41,7 @@ class EpisodeReplay:
         while self.num_steps > self.capacity and len(self.episodes) > 1:
             self.num_steps -= len(self.episodes.popleft()["reward"])
             self.task_ids.popleft()
+        self._rewarding.clear()
 
     def can_sample(self, length: int) -> bool:
         return any(len(ep["reward"]) >= length for ep in self.episodes)
@@ -86,8 +91,10 @@ class EpisodeReplay:
         positive reward; none when ``n`` is 0 or no such sequence is stored."""
         if n <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        ends = [np.flatnonzero(ep["reward"][length - 1:] > 0) for ep in self.episodes]
-        counts = np.array([len(e) for e in ends], np.float64)
+        if length not in self._rewarding:
+            ends = [np.flatnonzero(ep["reward"][length - 1:] > 0) for ep in self.episodes]
+            self._rewarding[length] = (ends, np.array([len(e) for e in ends], np.float64))
+        ends, counts = self._rewarding[length]
         if counts.sum() == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         episodes = rng.choice(len(ends), size=n, p=counts / counts.sum())
@@ -103,3 +110,4 @@ class EpisodeReplay:
         self.episodes = deque(state["episodes"])
         self.task_ids = deque(state["task_ids"])
         self.num_steps = sum(len(ep["reward"]) for ep in self.episodes)
+        self._rewarding.clear()

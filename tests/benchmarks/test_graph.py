@@ -239,6 +239,16 @@ def test_hash_tracks_what_determines_the_outcome(mutate, changed, smoke, tmp_pat
     assert _changed(smoke, after) == changed
 
 
+def test_target_budget_role_applies_to_every_method_on_it(smoke, tmp_path):
+    def longer(d):
+        d["targets"][0]["budget"] = "long"
+        for prof in d["profiles"].values():
+            prof["budgets"]["long"] = 900
+    after = expand(_suite(tmp_path, longer), "smoke")
+    assert {(r.kind, r.budget) for r in after} == {("source", 600), ("target", 900)}
+    assert _changed(smoke, after) == {SCRATCH} | TRANSFER  # a new budget, so new hashes
+
+
 def test_target_hash_follows_its_source(smoke, tmp_path):
     """Only the source differs, so the target's own settings are equal but its hash is not."""
     after = expand(_suite(tmp_path, lambda d: d["sources"]["base"].__setitem__("config", {"x": 1})),

@@ -36,3 +36,18 @@ def test_smoke_profile_and_transfer_beats_scratch(tmp_path):
     # a scratch encoder's map of the inverse maze bears no relation to the base map (~1.3 spreads
     # apart); the transferred encoder, pulled by the frozen dynamics, lands much closer
     assert d_transfer < 0.75 * d_scratch, (d_transfer, d_scratch)
+
+
+def test_labyrinth_runs_take_their_own_budgets_and_their_learning_claim_is_stated():
+    """The meta-labyrinth needs more env steps than the maze (a new maze every episode), so its
+    source and target name their own budget roles; the suite states how fast CRAR learns it."""
+    from benchmarks.graph import expand
+    from benchmarks.suite import load_suite
+
+    suite = load_suite("inverse_maze")
+    budgets = {(r.kind, r.tasks[0]): r.budget for r in expand(suite, "laptop")}
+    assert budgets == {("source", "maze"): 160_000, ("target", "maze_inverse"): 80_000,
+                       ("source", "labyrinth"): 250_000, ("target", "labyrinth_inverse"): 20_000}
+    assert suite.metrics.learn_within == {"labyrinth": 250_000, "labyrinth_inverse": 250_000}
+    learning = expand(suite, "learning")
+    assert {(r.kind, r.name, r.budget) for r in learning} == {("target", "scratch", 300_000)}

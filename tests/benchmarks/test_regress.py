@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from benchmarks.regress import compare, main_regress
+from benchmarks.regress import compare, learning_gate, main_regress
 from benchmarks.report import SuiteFacts
 from benchmarks.results import Provenance, RunRecord, load_results, write_curve, write_record
 from benchmarks.suite import SuiteError
@@ -157,3 +157,39 @@ def test_learning_gate_needs_most_scratch_seeds_to_reach_the_threshold(tmp_path,
     assert f"{hits}/5 seeds reach 5" in text and "first at 500 env steps" in text
     assert ("REGRESSION: does not learn" in text) != learns
     assert text.count("seeds reach") == 1  # one gate row: the scratch cell, not transfer
+
+
+def test_learn_within_gates_sources_and_long_scratch_runs_by_the_stated_step(tmp_path):
+    """With ``learn_within`` N the gate reads from-scratch sources too, counts a seed only if it
+    reaches the threshold by step N, and skips runs budgeted for fewer than N steps."""
+    c = tmp_path / "cur"
+    # sources on "reach" (no provenance sources: from scratch): level 10 reaches 5 at step 500
+    _set(c, [10, 10, 10], method="base", kind="source")
+    # short scratch targets (budget 400 < 600): not gated though they never reach the threshold
+    runs = _set(c, [2, 2, 2], method="scratch", budget=400)
+    facts = SuiteFacts(thresholds={"reach": 5.0}, learn_within={"reach": 600})
+    rows = learning_gate(runs, {"fake": facts})
+    assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/base [source]", False)]
+    assert rows[0].verdict == "ok: 3/3 seeds reach 5 within 600 env steps, first at 500 env steps"
+    out = io.StringIO()
+    assert main_regress(None, c, 1.5, out, suite_lookup=lambda name: facts) == 0, out.getvalue()
+    # judged by step 400, no source is there yet, and the scratch runs (budget 400) are gated
+    strict = SuiteFacts(thresholds={"reach": 5.0}, learn_within={"reach": 400})
+    rows = learning_gate(runs, {"fake": strict})
+    assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/base [source]", True),
+                                                     ("fake/reach/scratch", True)]
+    assert rows[0].verdict == "REGRESSION: does not learn: 0/3 seeds reach 5 within 400 env steps"
+    out = io.StringIO()
+    assert main_regress(None, c, 1.5, out, suite_lookup=lambda name: strict) == 1
+
+
+def test_learn_within_skips_sources_that_read_other_runs(tmp_path):
+    c = tmp_path / "cur"
+    use = [{"slot": "base", "run_id": "r", "checkpoint_sha256": "s", "env_steps": 1,
+            "wall_time_s": 1.0}]
+    for seed in range(3):
+        _save(c, f"src-{seed}", 2, seed=seed, kind="source", method="stacked",
+              provenance=Provenance(config_hash="h", git_commit="c", packages={}, python="3.11",
+                                    platform="x", sources=use))
+    facts = SuiteFacts(thresholds={"reach": 5.0}, learn_within={"reach": 600})
+    assert learning_gate(load_results(c), {"fake": facts}) == []

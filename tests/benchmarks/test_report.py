@@ -96,9 +96,21 @@ def test_cell_numbers_match_hand_computed(root):
 
 def test_sources_diagnostics_references_aggregates(root):
     report = build_report(load_results(root), FACTS, reps=200)
+    # a single-task source is a from-scratch run on its task: its time to the threshold is shown
     assert report["sources"] == [{"run_id": "src", "source": "pretrain", "tasks": "reach", "seed": 0,
                                   "status": "completed", "env_steps": 200, "wall_time_s": 10.0,
-                                  "throughput": 20.0, "diagnostics": {}}]
+                                  "throughput": 20.0, "diagnostics": {},
+                                  "threshold": {"value": 5.0, "mean_steps": 500.0,
+                                                "reached": 1, "of": 1}}]
+    assert "| src | pretrain | reach | 0 | completed | 200 | 10.0 | 20.0 | 500.0 (1/1) |" \
+        in R.render_markdown([report], root)
+    never = build_report(load_results(root), SuiteFacts(thresholds={"reach": 50.0}), reps=50)
+    assert never["sources"][0]["threshold"] == {"value": 50.0, "mean_steps": None,
+                                                "reached": 0, "of": 1}
+    assert "| never (0/1) |" in R.render_markdown([never], root)
+    plain = build_report(load_results(root), SuiteFacts(), reps=50)
+    assert "threshold" not in plain["sources"][0]
+    assert "steps to threshold" not in R.render_markdown([plain], root).split("## Sources")[1]
     diag = {d["method"]: d["values"] for d in report["diagnostics"]}
     assert diag["transfer"] == {"wm_loss": pytest.approx(2.0)}
     rows = {r["method"]: r for r in report["references"][0]["rows"]}
@@ -148,6 +160,25 @@ def test_write_report_files(root, tmp_path_factory):
     png = out / "curves_fake_smoke_reach.png"
     assert png in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 1000
+    # the single-task source's own curve, with the task's threshold line
+    src = out / "curves_fake_smoke_reach-sources.png"
+    assert src in paths and src.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_source_figure_draws_the_threshold_and_target_figures_keep_their_methods(root):
+    from benchmarks import plots
+    results = load_results(root)
+    by_label = {}
+    for path in plots.plot_learning_curves(results, "fake", "smoke", root / "figs", {"reach": 5.0}):
+        by_label[path.name] = path
+    assert sorted(by_label) == ["curves_fake_smoke_reach-sources.png", "curves_fake_smoke_reach.png"]
+    plain = plots.plot_learning_curves(results, "fake", "smoke", root / "plain")  # no thresholds
+    assert [p.name for p in plain] == ["curves_fake_smoke_reach.png"]
+    fig = plots._draw("reach-sources", "fake", "smoke", {"pretrain": [r for r in results
+                      if r.record.kind == "source"]}, set(), threshold=5.0)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"pretrain (n=1)", "threshold 5"}
+    assert list(lines["threshold 5"].get_ydata()) == [5.0, 5.0]
 
 
 def test_unloadable_suite_reports_without_references(root):

@@ -236,6 +236,40 @@ def test_evaluate_passes_is_first_once_per_episode():
     assert firsts == [True, False, False, False] * 3
 
 
+def slip_policy(obs, is_first):
+    """Right unless the observation's last cell is set: a policy that depends on what it sees."""
+    out = np.zeros((len(obs), ACTION_DIM), np.float32)
+    out[np.arange(len(obs)), (obs[:, -1] < 0.5).astype(int)] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("num_envs", [2, 3, 8])
+def test_evaluation_in_groups_of_the_slot_count_matches_one_episode_at_a_time(num_envs):
+    """Episode e is seeded by e whatever group it is in, so a stateless greedy policy scores
+    the same in lock-step groups as one episode at a time (episodes differ in length here)."""
+    one = make_collector(1, length=7, slip=0.4)
+    wide = make_collector(num_envs, length=7, slip=0.4)
+    for index in range(3):
+        assert wide.evaluate(slip_policy, 0, 5, index) == pytest.approx(
+            one.evaluate(slip_policy, 0, 5, index))
+    assert len(wide.eval_envs[0]) == min(num_envs, 5)
+
+
+def test_grouped_evaluation_feeds_finished_episodes_and_flags_each_group_start():
+    """Two groups of three, then one of one (7 episodes, 3 slots): every policy call sees the
+    whole group, ``is_first`` is set on a group's first call only, and each episode counts."""
+    calls = []
+
+    def policy(obs, is_first):
+        calls.append((len(obs), tuple(is_first)))
+        return right_policy()(obs, is_first)
+
+    collector = make_collector(3, length=5)
+    assert collector.evaluate(policy, 0, 7, index=0) == pytest.approx(1 - 3 * 0.01)
+    group = [(3, (True,) * 3)] + [(3, (False,) * 3)] * 3
+    assert calls == group + group + [(1, (True,))] + [(1, (False,))] * 3
+
+
 def test_derive_seed_is_deterministic_and_distinct():
     assert derive_seed(1, 2, 3) == derive_seed(1, 2, 3)
     assert derive_seed(1, 2, 3) != derive_seed(1, 2, 4)

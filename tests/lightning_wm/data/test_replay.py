@@ -283,3 +283,22 @@ def test_rewarding_zero_or_without_rewards_is_plain_sampling():
         ep["reward"][:] = -0.1
     batch = replay.sample(np.random.default_rng(5), 16, 2, rewarding=0.5)
     assert batch["obs"].shape[0] == 16 and not (batch["reward"] > 0).any()
+
+
+def test_rewarding_draws_follow_added_and_evicted_episodes():
+    """The rewarding sequences are cached between batches; adding or evicting an episode must
+    renew them, so skewed draws match those of a replay built afresh with the same episodes."""
+    replay = _sparse_replay()
+    replay.capacity = 300  # room for exactly the ten 30-step episodes
+    replay.sample(np.random.default_rng(0), 8, 3, rewarding=0.5)      # builds the cache
+    extra = make_episode(10, 30)
+    extra["reward"][:] = -0.1
+    extra["reward"][12] = 1.0
+    replay.add_episode(extra)                                          # evicts episode 0
+    fresh = EpisodeReplay(300)
+    fresh.load_state_dict(copy.deepcopy(replay.state_dict()))
+    a = replay.sample(np.random.default_rng(1), 60, 3, rewarding=0.5)
+    b = fresh.sample(np.random.default_rng(1), 60, 3, rewarding=0.5)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    ended = {(int(s[-1, 0]), int(s[-1, 1])) for s in a["obs"][a["reward"][:, -1] > 0]}
+    assert ended == {(3, 7), (8, 29), (10, 12)}
