@@ -108,13 +108,15 @@ def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> 
         suite, task, method, kind = key
         f = facts.get(suite, SuiteFacts())
         threshold, within = f.thresholds.get(task), f.learn_within.get(task)
-        done = [r for r in _done(runs) if r.curve is not None]
         scratch = kind == "target" and method == f.baseline
         if within is not None:
             scratch |= kind == "source" and not any(r.record.provenance.sources for r in runs)
-            done = [r for r in done if r.record.budget >= within]
-        if threshold is None or not scratch or not done:
+            runs = [r for r in runs if r.record.budget >= within]
+        # a cell without a run long enough for the claim is not judged; one whose runs all
+        # failed is (0 of 0 seeds learn)
+        if threshold is None or not scratch or not runs:
             continue
+        done = [r for r in _done(runs) if r.curve is not None]
         limit = math.inf if within is None else within
         times = [time_to_threshold(r.curve.steps, r.curve.returns, threshold) for r in done]
         hits = sorted(t for t in times if np.isfinite(t) and t <= limit)

@@ -193,3 +193,15 @@ def test_learn_within_skips_sources_that_read_other_runs(tmp_path):
                                     platform="x", sources=use))
     facts = SuiteFacts(thresholds={"reach": 5.0}, learn_within={"reach": 600})
     assert learning_gate(load_results(c), {"fake": facts}) == []
+
+
+@pytest.mark.parametrize("within", [None, 600])
+def test_learning_gate_flags_a_scratch_cell_whose_runs_all_failed(tmp_path, within):
+    """A long enough cell with no completed run cannot show learning: it is a regression, not
+    a cell the gate passes over."""
+    runs = _set(tmp_path / "cur", [10, 10, 10], method="scratch", status="failed")
+    facts = SuiteFacts(thresholds={"reach": 5.0},
+                       learn_within={} if within is None else {"reach": within})
+    rows = learning_gate(runs, {"fake": facts})
+    assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/scratch", True)]
+    assert rows[0].verdict.startswith("REGRESSION: does not learn: 0/0 seeds reach 5")
