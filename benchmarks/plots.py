@@ -101,7 +101,8 @@ def plot_learning_curves(results: list[RunResult], suite: str, profile: str, out
             continue
         if rec.kind == "target":
             groups[rec.task][rec.method].append(r)
-            baselines |= {rec.method} if rec.is_baseline else set()
+            if rec.is_baseline:
+                baselines.add(rec.method)
         elif len(rec.tasks) == 1 and rec.task in thresholds:
             groups[f"{rec.task}-sources"][rec.method].append(r)
     paths = []

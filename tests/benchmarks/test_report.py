@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import report as R
+from benchmarks import report as R, report_md
 from benchmarks.report import Reference, SuiteFacts, build_report, write_report
 from benchmarks.results import (Provenance, ResultError, RunRecord, SourceUse, load_results,
                                 write_curve, write_record)
@@ -130,7 +130,7 @@ def test_references_keep_tasks_that_ran_and_printed_values(root):
     assert report["references"][0]["rows"] == [
         {"task": "reach", "method": "scratch", "paper": "1199 ± 558",
          "ours": report["references"][0]["rows"][0]["ours"]}]
-    assert "| reach | scratch |" in "\n".join(R._md_group(report)) and "1199 ± 558" in "\n".join(R._md_group(report))
+    assert "| reach | scratch |" in "\n".join(report_md._md_group(report)) and "1199 ± 558" in "\n".join(report_md._md_group(report))
 
 
 def test_normalised_aggregate_over_two_tasks(tmp_path):

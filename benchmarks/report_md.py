@@ -1,0 +1,131 @@
+"""leaderboard.md from the report dicts that ``benchmarks.report`` builds: formatting only, no
+numbers computed here."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks import diagnostics_report as D
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, str):  # a paper value as printed, e.g. "1199 ± 558"
+        return x
+    a = abs(float(x))
+    if a < 1e-9:  # bootstrap round-off, e.g. -4.6e-18 for an exact zero
+        return "0.00"
+    return f"{x:.0f}" if a >= 1000 else f"{x:.1f}" if a >= 10 else f"{x:.2f}" if a >= 0.01 else f"{x:.2g}"
+
+
+def _fmt(ci: dict | None) -> str:
+    return f"{_num(ci['point'])} ± [{_num(ci['low'])}, {_num(ci['high'])}]" if ci else "—"
+
+
+def _table(headers: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+
+
+def _thr(t: dict | None) -> str:
+    if not t:
+        return "—"
+    mean = t["mean_steps"]  # None when some run never reached it: the mean is undefined
+    text = _num(mean) if mean is not None else "never" if t["reached"] == 0 else "—"
+    return f"{text} ({t['reached']}/{t['of']})"
+
+
+def _charged_text(cc: dict) -> str:
+    if cc.get("difference"):
+        return f"{_fmt(cc['difference'])} ({cc['n_pairs']} pairs)"
+    return "— (sources cost >= target budget: no common window)" if cc else "—"
+
+
+def _md_cells(cells: list[dict]) -> list[str]:
+    lines = ["## Target tasks", ""] + _table(
+        ["task", "method", "seeds", "AUC", "final", "steps to threshold (reached)", "failed/blocked"],
+        [[c["task"], c["method"], c["n_seeds"], _fmt(c["auc"]), _fmt(c["final"]),
+          _thr(c.get("threshold")), c["n_failed"]] for c in cells])
+    rows = []
+    for c in (c for c in cells if c["transfer"]):
+        t = c["transfer"]
+        thr, cc = t.get("threshold") or {}, t.get("cost_charged") or {}
+        shared = t.get("cost_charged_shared")
+        rows.append([c["task"], c["method"], t["n_pairs"], _fmt(t.get("jumpstart")),
+                     _num(t.get("transfer_ratio")),
+                     f"{_num(thr.get('target_steps'))} / {_num(thr.get('scratch_steps'))}" if thr else "—",
+                     _num(thr.get("reduction_pct")), _fmt(t.get("probability_of_improvement")),
+                     _num(cc.get("source_env_steps")), _charged_text(cc),
+                     _charged_text(shared) if shared else "—"])
+    if rows:
+        lines += ["## Transfer vs scratch (paired runs)", ""] + _table(
+            ["task", "method", "pairs", "jumpstart", "transfer ratio",
+             "steps to threshold (transfer / scratch)", "reduction %", "P(improve)",
+             "source env steps", "cost-charged AUC diff", "shared-cost AUC diff"], rows)
+    return lines
+
+
+def _md_sources(sources: list[dict]) -> list[str]:
+    headers = ["run", "source", "tasks", "seed", "status", "env steps", "wall time (s)",
+               "env steps/s"]
+    rows = [[r["run_id"], r["source"], r["tasks"], r["seed"], r["status"], r["env_steps"],
+             _num(r["wall_time_s"]), _num(r["throughput"])] for r in sources]
+    if any("threshold" in r for r in sources):  # the column only where a source has one
+        headers.append("steps to threshold (reached)")
+        for row, r in zip(rows, sources):
+            row.append(_thr(r.get("threshold")))
+    lines = ["## Sources", ""] + _table(headers, rows)
+    found = sorted({n for r in sources for n in r.get("diagnostics", {})})
+    if found:
+        lines += ["## Source diagnostics", ""] + _table(
+            ["run", *found], [[r["run_id"], *(_num(r["diagnostics"].get(n)) for n in found)]
+                              for r in sources if r.get("diagnostics")])
+    return lines
+
+
+def _md_group(rep: dict) -> list[str]:
+    s, agg = rep["settings"], rep["aggregates"]
+    status = ", ".join(f"{n} {k}" for k, n in sorted(rep["status"].items()))
+    lines = [f"# Leaderboard: suite `{rep['suite']}`, profile `{rep['profile']}`", "",
+             f"- runs: {rep['n_runs']} ({status or 'none'}); date: {rep['generated']}",
+             f"- primary metric: {s['primary']}; scratch baseline: `{s['baseline']}`; "
+             f"early/final fraction: {s['early_fraction']}/{s['final_fraction']}"]
+    lines += [f"- note: {n}" for n in rep["notes"]] + [""] + _md_cells(rep["cells"])
+    lines += [f"## Aggregates over tasks ({agg['metric']}, {agg['normalisation']})", ""] + _table(
+        ["method", "tasks", "seeds", "mean", "median", "IQM"],
+        [[m, ", ".join(a["tasks"]), a["n_seeds"], _fmt(a.get("mean")), _fmt(a.get("median")),
+          _fmt(a.get("iqm"))] for m, a in agg["methods"].items()])
+    for ref in rep["references"]:
+        lines += [f"## Paper reference: {ref['name']} ({ref['metric']})", "",
+                  f"Citation: {ref['citation']}", ""]
+        lines += _table(["task", "method", "ours", "paper"],
+                        [[r["task"], r["method"], _num(r["ours"]), _num(r["paper"])] for r in ref["rows"]])
+    if rep["sources"]:
+        lines += _md_sources(rep["sources"])
+    if rep["equal_compute"]:
+        lines += ["## Multi-task source vs per-task scratch (equal compute)", ""] + _table(
+            ["source", "task", "N tasks", "source steps T", "source final (runs)",
+             "scratch at T/N (runs)", "scratch at T (runs)"],
+            [[r["source"], r["task"], r["n_tasks"], f"{r['source_steps']:.0f}",
+              f"{_fmt(r['source_final'])} ({r['n_source_runs']})",
+              f"{_fmt(r['scratch_at_t_over_n'])} ({r['n_scratch_at_t_over_n']})",
+              f"{_fmt(r['scratch_at_t'])} ({r['n_scratch_at_t']})"] for r in rep["equal_compute"]])
+    names = sorted({n for d in rep["diagnostics"] for n in d["values"]})
+    if names:
+        lines += ["## Diagnostics (mean over completed runs)", ""] + _table(
+            ["task", "method", *names],
+            [[d["task"], d["method"], *(_num(d["values"].get(n)) for n in names)]
+             for d in rep["diagnostics"]])
+    return lines + D.markdown(rep["per_base_model"], rep["success_below"])
+
+
+def render(reports: list[dict], root: Path | str, definitions: str) -> str:
+    """The leaderboard.md text: one section group per report, then ``definitions``."""
+    lines: list[str] = []
+    for rep in reports:
+        lines += _md_group(rep)
+    if not reports:
+        lines += ["# Leaderboard", "", f"No runs found under `{root}`.", ""]
+    lines += ["## Definitions", "", *definitions.strip().splitlines(), ""]
+    return "\n".join(lines)
