@@ -1,14 +1,13 @@
-"""Cross-field checks of a suite: names that must exist, slots that must be bound, no cycles.
+"""Cross-field checks of a suite: names that must exist, slots that must be bound, no cycles,
+and every free-form dict bound to its receiver (:mod:`benchmarks.bindings`).
 
 Raised errors are plain ``ValueError`` with a dotted field path first; pydantic turns them into
-validation errors and :func:`benchmarks.suite.load_suite` prefixes the file name.
+validation errors and :func:`benchmarks.suite.load_suite` prefixes the file name. The suite is
+passed in, never imported: :mod:`benchmarks.suite` runs these checks from its validator.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from benchmarks.suite import Suite
+from benchmarks.bindings import check_bindings
 
 
 def _need(name: str, known, where: str, what: str) -> None:
@@ -16,10 +15,12 @@ def _need(name: str, known, where: str, what: str) -> None:
         raise ValueError(f"{where}: unknown {what} '{name}' (expected one of {sorted(known)})")
 
 
-def cross_check(suite: "Suite") -> None:
-    from lightning_wm.agents import AGENTS
-    from lightning_wm.envs import ENVS
-    from lightning_wm.transfer import CALLBACKS
+def cross_check(suite) -> None:
+    """Check a :class:`benchmarks.suite.Suite` whose fields are individually valid."""
+    # imported here: the registries import torch, which `import benchmarks.suite` should not
+    from lightning_wm.agents import AGENTS, check_agent_config
+    from lightning_wm.callbacks import CALLBACK_REGISTRY as CALLBACKS
+    from lightning_wm.envs import ENVS, check_env_options
 
     for tname, task in suite.tasks.items():
         _need(task.env, ENVS, f"tasks.{tname}.env", "env")
@@ -41,6 +42,7 @@ def cross_check(suite: "Suite") -> None:
     _check_profiles(suite, CALLBACKS)
     _check_metrics(suite)
     check_no_cycle(suite)
+    check_bindings(suite, check_agent_config, check_env_options, CALLBACKS)
 
 
 def _check_callbacks(callbacks, slots: set[str], where: str, registry) -> None:
@@ -60,7 +62,7 @@ def _check_callbacks(callbacks, slots: set[str], where: str, registry) -> None:
                                      f"not declared in {where}.uses (expected one of {sorted(slots)})")
 
 
-def _check_target(suite: "Suite", i: int, tgt) -> None:
+def _check_target(suite, i: int, tgt) -> None:
     where = f"targets.{i}"
     _need(tgt.task, suite.tasks, f"{where}.task", "task")
     for slot, src in tgt.sources.items():
@@ -78,7 +80,7 @@ def _check_target(suite: "Suite", i: int, tgt) -> None:
                          f"'{suite.baseline}' (paired scratch run)")
 
 
-def _check_profiles(suite: "Suite", callbacks) -> None:
+def _check_profiles(suite, callbacks) -> None:
     _need(suite.default_profile, suite.profiles, "default_profile", "profile")
     roles = ({s.budget for s in suite.sources.values()} | {m.budget for m in suite.methods.values()}
              | {t.budget for t in suite.targets if t.budget is not None})
@@ -101,7 +103,7 @@ def _check_profiles(suite: "Suite", callbacks) -> None:
             _need(m, suite.methods, f"profiles.{pname}.methods.{j}", "method")
 
 
-def _check_metrics(suite: "Suite") -> None:
+def _check_metrics(suite) -> None:
     m = suite.metrics
     for task in m.thresholds:
         _need(task, suite.tasks, f"metrics.thresholds.{task}", "task")
@@ -114,7 +116,7 @@ def _check_metrics(suite: "Suite") -> None:
             raise ValueError(f"metrics.learn_within.{task}: expected a positive step count")
 
 
-def check_no_cycle(suite: "Suite") -> None:
+def check_no_cycle(suite) -> None:
     """Sources may consume other sources; a cycle among them can never run."""
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: list, run, report, regress, validate.
+"""``python -m benchmarks``: list, run, report, regress, validate, bench.
 
 Exit codes: 0 success; 1 a run failed or a regression was found; 2 bad input (suite, result file
 or arguments), with a message naming the file and field.
@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import bench
 from benchmarks.results import ResultError
 from benchmarks.suite import SuiteError
 
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a suite YAML, a result file or a results dir",
                        description="Validate a suite YAML, a record.json, a curve.csv or a directory of results.")
     v.add_argument("path")
+    bench.add_arguments(sub.add_parser(
+        "bench", help="speed benchmarks (tests/perf) with timings, as a markdown table",
+        description="Run the speed benchmarks that the test run leaves out (pytest marker "
+                    "'bench') with timings on; print a markdown table of the numbers."))
     return p
 
 
@@ -175,8 +180,12 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    return EXIT_OK if bench.run(args) == 0 else EXIT_FAIL
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "regress": cmd_regress,
-            "validate": cmd_validate}
+            "validate": cmd_validate, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

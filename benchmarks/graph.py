@@ -84,7 +84,7 @@ class _Builder:
             cb["args"] = {**cb["args"], **self.profile.callback_args.get(cb["name"], {})}
         body = {"agent": agent, "agent_config": cfg, "envs": envs, "callbacks": cbs,
                 "budget": self.profile.budgets[budget_role], "seed": seed,
-                "training": run_training(self.profile.training.model_dump()),
+                "training": run_training(self.profile.training),
                 "sources": {s: self.runs[r].config_hash for s, r in slots.items()}}
         return {"envs": envs, "agent": agent, "agent_config": cfg, "callbacks": cbs,
                 "budget": body["budget"], "training": body["training"],

@@ -19,8 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.report import curve_of
-from benchmarks.results import RunResult
+from benchmarks.results import RunResult, curve_of
 from lightning_wm.metrics import mean_and_stderr, resample
 
 GRID_POINTS = 200

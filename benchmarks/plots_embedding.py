@@ -11,8 +11,7 @@ from matplotlib.figure import Figure
 
 from benchmarks.plots import save_png
 from benchmarks.results import RunResult
-
-EMBEDDING = "embedding.npz"
+from lightning_wm.artifacts import EMBEDDING
 
 
 def _draw(data, title: str) -> Figure:

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 
 from benchmarks.plots import save_png
 from benchmarks.results import RunResult
+from lightning_wm.artifacts import RECONSTRUCTION
 
-RECONSTRUCTION = "reconstruction.npz"
 ROWS = (("observed", "observed"), ("start", "model at start"), ("end", "model at end"))
 
 

@@ -27,7 +27,7 @@ from typing import Callable, Mapping, TextIO
 import numpy as np
 
 from benchmarks.report import SuiteFacts, as_facts, run_scores
-from benchmarks.results import ResultError, RunResult, load_results
+from benchmarks.results import ResultError, RunResult, curve_of, load_results
 from benchmarks.suite import Suite, load_suite
 from lightning_wm.metrics import Interval, difference_ci, mean, time_to_threshold
 
@@ -118,7 +118,7 @@ def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> 
             continue
         done = [r for r in _done(runs) if r.curve is not None]
         limit = math.inf if within is None else within
-        times = [time_to_threshold(r.curve.steps, r.curve.returns, threshold) for r in done]
+        times = [time_to_threshold(*curve_of(r), threshold) for r in done]
         hits = sorted(t for t in times if np.isfinite(t) and t <= limit)
         learns = 2 * len(hits) > len(times)
         first = f", first at {hits[0]:.0f} env steps" if hits else ""

@@ -31,9 +31,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from benchmarks.results import RunResult, as_jsonable, atomic_write_text, load_results
+from benchmarks.results import RunResult, as_jsonable, atomic_write_text, curve_of, load_results
 from benchmarks import diagnostics_report as D, report_md
-from benchmarks.report_cost import charged, ci as _ci, curve_of, equal_compute, source_shares
+from benchmarks.report_cost import charged, ci as _ci, equal_compute, source_shares
 from benchmarks.suite import Suite, load_suite
 from lightning_wm import metrics as M
 

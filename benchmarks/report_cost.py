@@ -18,16 +18,8 @@ from typing import Mapping
 
 import numpy as np
 
-from benchmarks.results import RunResult
+from benchmarks.results import RunResult, curve_of
 from lightning_wm import metrics as M
-
-
-def curve_of(r: RunResult) -> tuple[np.ndarray, np.ndarray]:
-    """The run's curve, a repeated step kept once (its last value): a resumed run may evaluate
-    its resume step twice, and the metrics need strictly ascending steps."""
-    s, y = r.curve.steps, r.curve.returns
-    keep = np.append(s[1:] != s[:-1], True)
-    return s[keep], y[keep]
 
 
 def ci(values, reps: int, seed: int) -> dict | None:

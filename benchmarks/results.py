@@ -1,6 +1,6 @@
 """Run records, learning curves and their on-disk layout.
 
-Layout under an output root::
+Layout under an output root (file names from :mod:`lightning_wm.artifacts`)::
 
     <root>/<suite>/<profile>/runs/<run_id>/record.json     the run record (this module's schema)
                                            curve.csv       env_steps,return (evaluation curve)
@@ -27,10 +27,9 @@ from typing import Any, Iterable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lightning_wm.artifacts import CURVE, RECORD, TASK_CURVES
+
 SCHEMA_VERSION = 1
-RECORD = "record.json"
-CURVE = "curve.csv"
-TASK_CURVES = "task_curves.csv"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 Status = Literal["completed", "failed", "blocked", "running"]
@@ -197,6 +196,14 @@ def _read_table(path: Path, header: list[str], what: str) -> tuple[np.ndarray, n
 def read_curve(path: Path) -> Curve:
     steps, scores = _read_table(path, ["env_steps", "return"], "curve")
     return Curve(steps, scores[:, 0])
+
+
+def curve_of(r: RunResult) -> tuple[np.ndarray, np.ndarray]:
+    """The run's curve, a repeated step kept once (its last value): a resumed run may evaluate
+    its resume step twice, and the metrics need strictly ascending steps."""
+    s, y = r.curve.steps, r.curve.returns
+    keep = np.append(s[1:] != s[:-1], True)
+    return s[keep], y[keep]
 
 
 def read_task_curves(path: Path, tasks: list[str]) -> dict[str, Curve]:

@@ -42,7 +42,7 @@ class Factories:
         from lightning_wm.agents import make_agent
         from lightning_wm.envs import make_env
         from lightning_wm.training import train
-        from lightning_wm.transfer import make_callback
+        from lightning_wm.callbacks import make_callback
         return Factories(make_agent, make_env, make_callback, train)
 
 
@@ -193,7 +193,7 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
 
 def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str], folder: Path):
     import lightning as L
-    from lightning_wm.data.module import TrainingConfig
+    from lightning_wm.pipeline import TrainingConfig
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")

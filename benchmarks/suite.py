@@ -8,10 +8,13 @@ downstream ever sees an unvalidated dict.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from benchmarks.bindings import bind_training
+from benchmarks.checks import cross_check
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
@@ -65,23 +68,9 @@ class TargetSpec(_Strict):
     budget: str | None = None
 
 
-class TrainingSpec(_Strict):
-    """How env interaction feeds updates; the same for every run of a profile."""
-    collect_every: int = Field(100, gt=0)       # env steps per collection phase
-    updates_per_collect: int = Field(10, ge=0)
-    prefill: int = Field(100, ge=0)              # random-policy env steps before training
-    batch_size: int = Field(32, gt=0)
-    eval_every: int = Field(500, gt=0)
-    eval_episodes: int = Field(5, gt=0)
-    eval_epsilon: float = Field(0.0, ge=0, le=1)   # random-action probability at evaluation
-    checkpoint_every: int = Field(1000, gt=0)
-    replay_capacity: int = Field(100_000, gt=0)
-    num_envs: int = Field(1, gt=0)
-    env_workers: int = Field(0, ge=0)            # processes stepping the envs (0: in-process)
-    # which task a multi-task run's next episode plays: in turn, or drawn uniformly
-    task_sampling: Literal["round_robin", "uniform"] = "round_robin"
-    # fraction of each batch drawn from sequences ending on a positive reward (sparse rewards)
-    reward_fraction: float = Field(0.0, ge=0, lt=1)
+#: a profile's ``training`` block: the library's TrainingConfig fields (one list of them, bound by
+#: :func:`~benchmarks.bindings.bind_training`), kept a plain dict of every field for the run graph
+TrainingBlock = Annotated[dict[str, Any], AfterValidator(bind_training)]
 
 
 class ProfileSpec(_Strict):
@@ -90,7 +79,7 @@ class ProfileSpec(_Strict):
     seeds: list[int] | None = None
     tasks: list[str] | None = None           # subset of target tasks
     methods: list[str] | None = None         # subset of methods
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingBlock = Field(default_factory=dict, validate_default=True)
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
     task_options: dict[str, Any] = Field(default_factory=dict)  # overrides for every task's env
     # overrides for every callback of a name, e.g. a loss schedule's until_step at this budget
@@ -136,7 +125,6 @@ class Suite(_Strict):
 
     @model_validator(mode="after")
     def _cross_check(self) -> "Suite":
-        from benchmarks.checks import cross_check
         cross_check(self)
         return self
 
@@ -151,8 +139,9 @@ def _loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if p != "__root__") or "<root>"
 
 
-def _expected(loc: tuple) -> str:
-    """The declared type at ``loc`` in the schema, written for a person (e.g. 'list[str]')."""
+def _walk(loc: tuple) -> tuple[Any, type[BaseModel] | None]:
+    """The declared type at ``loc`` in the schema, and the model whose fields a key under it
+    would name (None below a plain dict or list)."""
     model, annotation = Suite, None
     for part in loc:
         if isinstance(part, int) or model is None:
@@ -161,9 +150,15 @@ def _expected(loc: tuple) -> str:
         if field is None:
             continue
         annotation = field.annotation
-        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
+        inner = [a for a in get_args(annotation) if isinstance(a, type)]
         model = next((a for a in [annotation, *inner]
                       if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return annotation, model
+
+
+def _expected(loc: tuple) -> str:
+    """The declared type at ``loc`` in the schema, written for a person (e.g. 'list[str]')."""
+    annotation, _ = _walk(loc)
     if annotation is None:
         return "a value"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -178,7 +173,10 @@ def _describe(err: dict) -> str:
     if err["type"] == "missing":
         return f"field required (expected {_expected(err['loc'])})"
     if err["type"] == "extra_forbidden":
-        return "unknown field (not part of the suite schema)"
+        _, model = _walk(err["loc"][:-1])
+        if model is None:
+            return "unknown field (not part of the suite schema)"
+        return f"unknown field (expected one of {sorted(model.model_fields)})"
     return msg.removeprefix("Value error, ")
 
 

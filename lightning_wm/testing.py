@@ -21,11 +21,11 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def logged_update(agent, batch) -> dict[str, torch.Tensor]:
-    """Run ``agent.update(batch)`` and return the named terms it logs."""
+def logged_update(agent, batches) -> dict[str, torch.Tensor]:
+    """Run ``agent.update(batches)`` (``{stream: batch}``) and return the named terms it logs."""
     seen: dict[str, torch.Tensor] = {}
     agent.log_terms = seen.update
-    agent.update(batch)
+    agent.update(batches)
     return seen
 
 
@@ -37,5 +37,5 @@ class CrashAfter(L.Callback):
         self.env_steps, self.checkpoint = int(env_steps), Path(checkpoint)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.datamodule.env_steps >= self.env_steps and self.checkpoint.exists():
+        if trainer.datamodule.driver.env_steps >= self.env_steps and self.checkpoint.exists():
             raise RuntimeError("simulated crash")

@@ -1,8 +1,9 @@
 """Train one agent on one or more tasks with ``lightning.Trainer``: the library's entry point.
 
-``train`` wires an agent, an env factory and callbacks into a Trainer whose data is an
-:class:`EnvDataModule`, checkpoints atomically at collection-phase boundaries (replay and RNG
-included) and resumes from the last checkpoint when one exists, so a killed run continues.
+``train`` wires an agent, an env factory and callbacks into a Trainer whose data comes from the
+experience pipeline (:mod:`lightning_wm.pipeline`: driver, sources, evaluator), checkpoints
+atomically at collection-phase boundaries (replay and RNG included) and resumes from the last
+checkpoint when one exists, so a killed run continues.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 
 from lightning_wm.data.collector import EnvFactory
-from lightning_wm.data.module import EnvDataModule, TrainingConfig
+from lightning_wm.diagnostics.base import Diagnostic
+from lightning_wm.pipeline.config import TrainingConfig
+from lightning_wm.pipeline.datamodule import PipelineDataModule
 
 LAST = "last.ckpt"     # full resume state (replay included); removed when the run completes
 MODEL = "model.ckpt"   # final weights, consumed by transfer targets
@@ -45,9 +48,9 @@ class PhaseCheckpoint(L.Callback):
         self.path, self.every, self.last_saved = Path(path), every, 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        dm = trainer.datamodule
-        steps = dm.env_steps * dm.world
-        if dm.pending_updates == 0 and steps - self.last_saved >= self.every:
+        driver = trainer.datamodule.driver
+        steps = driver.env_steps
+        if driver.pending_updates == 0 and steps - self.last_saved >= self.every:
             self.last_saved = steps
             save_atomically(trainer, self.path)
 
@@ -61,18 +64,22 @@ class PhaseCheckpoint(L.Callback):
 class Progress(L.Callback):
     """One line per ``interval`` seconds: env steps of the budget, rate and ETA."""
 
-    def __init__(self, label: str, report: Callable[[str], None], interval: float = 5.0) -> None:
-        self.label, self.report, self.interval = label, report, interval
+    def __init__(self, label: str, report: Callable[[str], None], budget: int,
+                 interval: float = 5.0) -> None:
+        self.label, self.report, self.budget, self.interval = label, report, budget, interval
         self._t0 = self._last = 0.0
         self._s0 = 0
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.is_global_zero:  # one progress line per run, not one per rank
+            trainer.datamodule.driver.phase_listeners.append(self._tick)
+
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0 = self._last = time.monotonic()
-        self._s0 = trainer.datamodule.env_steps * trainer.datamodule.world
-        if trainer.is_global_zero:  # one progress line per run, not one per rank
-            trainer.datamodule.on_progress = self._tick
+        self._s0 = trainer.datamodule.driver.env_steps
 
-    def _tick(self, steps: int, budget: int) -> None:
+    def _tick(self, steps: int) -> None:
+        budget = self.budget
         now = time.monotonic()
         if now - self._last < self.interval and steps < budget:
             return
@@ -102,11 +109,18 @@ def make_logger(kind: str, run_dir: Path):
     raise ValueError(f"logger must be 'csv' or 'tensorboard', not {kind!r}")
 
 
-def ddp_strategy(agent: L.LightningModule, strategy: str, devices: int | str) -> str:
-    """``strategy``, or its ``find_unused_parameters=True`` variant for an agent that asks for it
-    (``agent.ddp_find_unused_parameters``): DDP's reducer otherwise expects every backward to reach
-    every parameter and fails on the second of several manual backward passes."""
-    if not getattr(agent, "ddp_find_unused_parameters", False):
+def ddp_strategy(agent: L.LightningModule, callbacks: Sequence[L.Callback], strategy: str,
+                 devices: int | str) -> str:
+    """``strategy``, or its ``find_unused_parameters=True`` variant when a backward pass may miss
+    parameters: an agent stepping several optimisers in one update (manual optimisation: each
+    backward reaches one group), or a callback that switches loss terms off for a while
+    (``TransferCallback.leaves_parameters_unused``). DDP's reducer otherwise expects every
+    backward to reach every parameter. Frozen parameters need neither: callbacks freeze at
+    ``setup``, before DDP wraps the model, so its reducer never registers them."""
+    from lightning_wm.transfer.base import TransferCallback
+    unused = not agent.automatic_optimization or any(
+        isinstance(cb, TransferCallback) and cb.leaves_parameters_unused for cb in callbacks)
+    if not unused:
         return strategy
     if strategy == "auto" and isinstance(devices, int) and devices > 1:
         strategy = "ddp"  # what Lightning would pick for several devices
@@ -125,13 +139,14 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / LAST
-    dm = EnvDataModule(make_env, list(tasks), action_dim, budget, seed, config, agent.sequence_length)
+    dm = PipelineDataModule(make_env, list(tasks), action_dim, budget, seed, config,
+                            agent.data_needs())
     extra = [PhaseCheckpoint(last, config.checkpoint_every)]
     if report is not None:
-        extra.append(Progress(label, report))
+        extra.append(Progress(label, report, budget))
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, max_epochs=1,
-        strategy=ddp_strategy(agent, strategy, devices),
+        strategy=ddp_strategy(agent, callbacks, strategy, devices),
         logger=make_logger(logger, run_dir), callbacks=[*callbacks, *extra],
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn", default_root_dir=run_dir,
@@ -148,9 +163,11 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     dm.include_state = True
     if trainer.is_global_zero:
         last.unlink(missing_ok=True)
-    steps, returns = zip(*dm.curve) if dm.curve else ((), ())
-    # callbacks that measure something (e.g. embedding agreement) expose a ``diagnostics`` dict
-    diagnostics = {k: float(v) for cb in callbacks for k, v in getattr(cb, "diagnostics", {}).items()}
-    return TrainResult(list(steps), list(returns), dm.env_steps * dm.world, trainer.global_step,
-                       wall, dm.resumed_from, model, device, list(dm.episode_returns), diagnostics,
-                       list(dm.task_curve))
+    driver = dm.driver
+    curve = driver.evaluator.curve
+    steps, returns = zip(*curve) if curve else ((), ())
+    diagnostics = {k: float(v) for cb in callbacks if isinstance(cb, Diagnostic)
+                   for k, v in cb.diagnostics.items()}
+    return TrainResult(list(steps), list(returns), driver.env_steps, trainer.global_step,
+                       wall, dm.resumed_from, model, device, list(driver.episode_returns),
+                       diagnostics, list(driver.evaluator.task_curve))

@@ -7,11 +7,23 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--bench", action="store_true",
+                     help="also run the speed benchmarks (tests marked 'bench'); "
+                          "`python -m benchmarks bench` runs them with timings enabled")
+
+
 def pytest_collection_modifyitems(config, items):
+    # Benchmarks are deselected here rather than by an addopts `-m "not bench"`: the README's
+    # `-m "not gpu"` would replace that expression (the last -m wins), not combine with it.
+    if not config.getoption("--bench"):
+        benches = [item for item in items if item.get_closest_marker("bench")]
+        if benches:
+            config.hook.pytest_deselected(items=benches)
+            items[:] = [item for item in items if not item.get_closest_marker("bench")]
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-

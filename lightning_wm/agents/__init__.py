@@ -1,12 +1,15 @@
 """Agent registry: suite YAML names an agent here; the builder gets the env's shapes.
 
-A builder is called as ``builder(obs_shape, action_dim, discrete, **config)``.
+A builder is called as ``builder(obs_shape, action_dim, discrete, **config)``;
+:func:`check_agent_config` checks a config as :func:`make_agent` would take it, without building.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, Mapping
 
 from lightning_wm.agents.base import Agent
+from lightning_wm.options import check_options, keyword_options
 
 
 def _tiny_q(obs_shape, action_dim, discrete, **config) -> Agent:
@@ -64,3 +67,71 @@ def make_agent(name: str, obs_shape: tuple[int, ...], action_dim: int, discrete:
     for pattern, weight in weights.items():
         agent.set_loss_weight(pattern, weight)
     return agent
+
+
+#: config keys :func:`make_agent` consumes itself, for every agent
+MAKE_AGENT_KEYS = ("loss_weights",)
+
+
+def check_agent_config(name: str, config: Mapping[str, Any], discrete: bool | None = None) -> None:
+    """Raise as :func:`make_agent` would for ``config``'s keys, and for the values Dreamer's
+    config resolution rejects, without building the agent or knowing its env.
+
+    Unknown keys raise :class:`~lightning_wm.options.UnknownOptionsError` (a ``TypeError``)
+    listing them and the accepted keys; a bad value raises ``ValueError``. ``discrete`` is the
+    env's action space where known (``None``: not known, see :func:`_check_dreamer_v2`)."""
+    if name not in AGENTS:
+        raise KeyError(f"unknown agent '{name}' (known: {sorted(AGENTS)})")
+    _CHECKS[name](dict(config), discrete)
+
+
+def _check_constructor(name: str, cls: type, supplied: tuple[str, ...], config: dict) -> None:
+    check_options(f"agent '{name}'", config, keyword_options(cls, supplied) | set(MAKE_AGENT_KEYS))
+
+
+def _check_tiny_q(config: dict, discrete: bool | None) -> None:
+    from lightning_wm.agents.tiny_q import TinyQAgent
+    _check_constructor("tiny_q", TinyQAgent, ("obs_dim", "action_dim"), config)
+
+
+def _check_crar(config: dict, discrete: bool | None) -> None:
+    from lightning_wm.agents.crar import CRARAgent
+    _check_constructor("crar", CRARAgent, ("obs_shape", "action_dim"), config)
+
+
+def _check_resolved(name: str, cls: type, resolve: Callable[..., dict], config: dict) -> None:
+    """Dreamer-style config: a ``size`` preset (the constructor's default when absent) under
+    overrides that the module's ``resolve_config(size, overrides)`` checks."""
+    size = config.pop("size", inspect.signature(cls).parameters["size"].default)
+    # the preset's resolved keys are exactly the overrides it accepts
+    accepted = set(resolve(size, {})) | {"size", *MAKE_AGENT_KEYS}
+    check_options(f"agent '{name}'", config, accepted)
+    resolve(size, {k: v for k, v in config.items() if k not in MAKE_AGENT_KEYS})
+
+
+def _check_dreamer(config: dict, discrete: bool | None) -> None:
+    from lightning_wm.agents.dreamer import DreamerAgent, resolve_config
+    _check_resolved("dreamer", DreamerAgent, resolve_config, config)
+
+
+def _check_dreamer_v2(config: dict, discrete: bool | None) -> None:
+    """The builder sets ``discrete`` from the env; where that is unknown the config passes if it
+    resolves for either kind of action space (a value check may depend on it)."""
+    from lightning_wm.agents.dreamer_v2 import DreamerV2Agent, resolve_config
+    kinds = [bool(discrete)] if discrete is not None else [True, False]
+    for i, kind in enumerate(kinds):
+        try:
+            _check_resolved("dreamer_v2", DreamerV2Agent, resolve_config,
+                            {**config, "discrete": kind})
+            return
+        except ValueError:
+            if i == len(kinds) - 1:
+                raise
+
+
+_CHECKS: dict[str, Callable[[dict, bool | None], None]] = {
+    "tiny_q": _check_tiny_q,
+    "crar": _check_crar,
+    "dreamer": _check_dreamer,
+    "dreamer_v2": _check_dreamer_v2,
+}

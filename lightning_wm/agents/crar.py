@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_wm.agents.protocol import Embeds
 from lightning_wm.agents.value_based import ValueBasedAgent
 from lightning_wm.losses import (crar_d1, crar_d2, crar_transition_loss, double_q_target,
                                   n_step_return)
@@ -119,7 +120,7 @@ def conv_abstract_dim(obs_shape: tuple[int, int], channels: int = 3) -> int:
     return channels * (obs_shape[0] // BLOCK) * (obs_shape[1] // BLOCK)
 
 
-class CRARAgent(ValueBasedAgent):
+class CRARAgent(ValueBasedAgent, Embeds):
     sequence_length = 2
 
     def __init__(self, obs_shape: tuple[int, ...], action_dim: int, abstract_dim: int | None = None,

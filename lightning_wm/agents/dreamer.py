@@ -1,6 +1,9 @@
-"""Dreamer (V1): an RSSM world model learned from sequences, an actor-critic learned in imagination.
+"""Dreamer: a world model learned from sequences, an actor-critic learned in imagination.
 
-Seed 000 §2 and Algorithm 1 (after Hafner et al., 2020). Components, all addressable by transfer:
+Dreamer V1 (Hafner et al., "Dream to Control: Learning Behaviors by Latent Imagination", 2020,
+Algorithm 1), as the FTL paper (Sasso, Sabatelli and Wiering, "Fractional Transfer Learning for
+Deep Model-Based Reinforcement Learning", 2021) trains and transfers it. Components, all
+addressable by transfer:
 
 - ``encoder``: o_t -> e_t (4-layer CNN on 64×64 pixels, or an MLP on vector observations);
 - ``representation``: posterior q(s_t | h_t, e_t);
@@ -8,40 +11,51 @@ Seed 000 §2 and Algorithm 1 (after Hafner et al., 2020). Components, all addres
 - ``decoder``: p(o_t | s_t, h_t);  ``reward``: p(r_t | s_t, h_t);  ``value``: v(s_t, h_t);
 - ``actor``: tanh-Gaussian π(a_t | s_t, h_t).
 
+:class:`DreamerAgent` is composed, not subclassed: a world model
+(:class:`~lightning_wm.agents.parts.world_model.WorldModel`, which owns its loss), a behaviour (here
+:class:`~lightning_wm.agents.parts.behaviour.DynamicsActorCritic`) and the agent's loss-weight
+table. A :class:`~lightning_wm.agents.parts.recipe.Recipe` chooses the parts; DreamerV2
+(:mod:`lightning_wm.agents.dreamer_v2`) is the same agent with V2's recipe.
+
 One update (:meth:`DreamerAgent.update`) runs the three phases of Algorithm 1 with three Adam
-optimisers: dynamics learning (:meth:`world_model_loss`), imagination of ``horizon`` steps from
-every posterior state (:meth:`imagine`), then the actor (:meth:`actor_loss`, maximise V_λ) and the
-critic (:meth:`critic_loss`, regress V_λ). DreamerV2 overrides :attr:`latent_class`, the heads in
-:meth:`build_components` and the loss methods, and keeps the rest.
+optimisers: dynamics learning on every stream of the batch, imagination of ``horizon`` steps from
+every posterior state of the main stream, then the actor (maximise V_λ) and the critic (regress
+V_λ). Each group's loss goes through :meth:`~lightning_wm.agents.base.Agent.group_loss`, so
+callbacks' extra terms and term hooks apply to ``model``, ``actor`` and ``value`` alike.
 
-Meta-model transfer (seed 000 §4.2, Algorithm 4): with ``meta_sources = N`` the reward head reads
-[s, h, m_θ1(s, h), …, m_θN(s, h)], the predicted means of N frozen source reward models held in
-``meta_rewards`` (not components: transfer and the optimisers never see them; they live in the
-checkpoint). :class:`lightning_wm.transfer.meta_model.MetaModelTransfer` installs them.
+Meta-model transfer (Sasso, Sabatelli and Wiering, "Multi-Source Transfer Learning for Deep
+Model-Based Reinforcement Learning", 2022: meta-model transfer learning, Algorithm 4): with
+``meta_sources = N`` the reward head reads [s, h, m_θ1(s, h), …, m_θN(s, h)], the predicted means
+of N frozen source reward models held in ``meta_rewards`` (not components: transfer and the
+optimisers never see them; they live in the checkpoint).
+:class:`lightning_wm.transfer.meta_model.MetaModelTransfer` installs them.
 
-Where we differ from the V1 code the seed builds on: the world model is stepped before the
-imagination is built (the V1 code computes all three losses with the pre-update model); the
-greedy action is tanh(mean) instead of V1's mode estimate from 100 samples; likelihoods drop their
-constants (0.5·squared error); ``kl_scale`` is the loss weight of ``transition/kl``.
+Where we differ from Dreamer V1's code: the world model is stepped before the imagination is built
+(V1's code computes all three losses with the pre-update model); the greedy action is tanh(mean)
+instead of V1's mode estimate from 100 samples; likelihoods drop their constants (0.5·squared
+error); ``kl_scale`` is the loss weight of ``transition/kl``.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from lightning_wm.agents.base import MAIN, Agent, NonFiniteLossError
-from lightning_wm.losses import kl_free_nats, lambda_returns
-from lightning_wm.nets.conv import ConvDecoder, ConvEncoder
-from lightning_wm.nets.dense import ActorHead, DenseDecoder, DenseEncoder
+from lightning_wm.agents.base import Agent
+from lightning_wm.agents.parts import (DynamicsActorCritic, Recipe, WorldModel,
+                                       WorldModelOptions, compiled, frozen, plain_backward,
+                                       reward_model, step_group)
+from lightning_wm.agents.parts.world_model import COMPONENTS as WORLD_MODEL
+from lightning_wm.agents.protocol import (MAIN, Batches, DataNeeds, MetaRewards, Reconstructs,
+                                          Terms)
+from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.heads import MLPHead
 from lightning_wm.nets.latent import GaussianLatent
-from lightning_wm.nets.rssm import RSSM, Representation, State, Transition
+from lightning_wm.nets.rssm import RSSM, State
 
-#: everything not a size: Dreamer V1's values (SPEC §1 for seed 000; the V1 code it builds on)
+#: everything not a size: Dreamer V1's values (SPEC §1 for the FTL paper; V1's code)
 DEFAULTS: dict[str, Any] = dict(
     reward_layers=2, value_layers=3, actor_layers=4, dense_layers=2, horizon=15,
     gamma=0.99, lam=0.95, model_lr=6e-4, value_lr=8e-5, actor_lr=8e-5, adam_eps=1e-7,
@@ -51,20 +65,12 @@ DEFAULTS: dict[str, Any] = dict(
 )
 
 #: ``size`` presets. ``paper``: 200 deterministic + 30 stochastic units, heads of 400 units
-#: (the V1 code; its paper text says 300), CNN depth 32, sequences of 50.
+#: (V1's code; its paper text says 300), CNN depth 32, sequences of 50.
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(deter=16, stoch=4, hidden=16, units=16, embed=16, depth=2, seq_len=6, horizon=4),
     "small": dict(deter=64, stoch=8, hidden=64, units=64, embed=64, depth=8, seq_len=16),
     "paper": dict(deter=200, stoch=30, hidden=200, units=400, embed=400, depth=32, seq_len=50),
 }
-
-#: optimiser groups, in the order of ``configure_optimizers`` (seed 000 Algorithm 1: θ, ψ, φ)
-GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("encoder", "representation", "transition", "decoder", "reward"),
-    "value": ("value",),
-    "actor": ("actor",),
-}
-_LR = {"model": "model_lr", "value": "value_lr", "actor": "actor_lr"}
 
 #: the paper's training loop as a ``TrainingConfig`` (SPEC §1): 5 random seed episodes, 100
 #: updates per 1000 env steps, batches of 50. The paper counts simulator frames; with action
@@ -72,85 +78,80 @@ _LR = {"model": "model_lr", "value": "value_lr", "actor": "actor_lr"}
 PAPER_TRAINING: dict[str, int] = dict(collect_every=500, updates_per_collect=100,
                                       prefill=2500, batch_size=50)
 
-
-def resolve_config(size: str, overrides: Mapping[str, Any], defaults: Mapping[str, Any] = DEFAULTS,
-                   sizes: Mapping[str, Mapping[str, Any]] = SIZES,
-                   name: str = "Dreamer") -> dict[str, Any]:
-    """``size`` preset + ``defaults``, then explicit ``overrides`` (unknown keys raise).
-    DreamerV2 passes its own tables."""
-    if size not in sizes:
-        raise ValueError(f"size must be one of {sorted(sizes)}, not {size!r}")
-    cfg = {**defaults, **sizes[size]}
-    unknown = sorted(set(overrides) - set(cfg))
-    if unknown:
-        raise TypeError(f"unknown {name} option(s) {unknown}; known: {sorted(cfg)}")
-    cfg.update(overrides)
-    return cfg
+#: each group's learning rate option (Algorithm 1: θ, ψ, φ)
+_LR = {"model": "model_lr", "value": "value_lr", "actor": "actor_lr"}
+#: the order an update steps the groups in; Lightning counts the last one's step
+STEP_ORDER = ("model", "actor", "value")
 
 
-class DreamerAgent(Agent):
-    latent_class = GaussianLatent
-    #: optimiser groups (a subclass with more components, e.g. DreamerV2's ``discount``, widens them)
-    groups: dict[str, tuple[str, ...]] = GROUPS
-    #: each of the three backward passes of an update reaches one optimiser's parameters only,
-    #: so DDP must look for unused ones (``train`` picks the matching strategy)
-    ddp_find_unused_parameters = True
+def _heads(cfg: Mapping[str, Any], feature_size: int, action_dim: int) -> dict[str, nn.Module]:
+    return {"value": MLPHead(feature_size, 1, cfg["units"], cfg["value_layers"]),
+            "actor": ActorHead(feature_size, action_dim, cfg["units"], cfg["actor_layers"],
+                               cfg["actor_init_std"])}
 
-    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = "small",
-                 **overrides: Any) -> None:
-        cfg = resolve_config(size, overrides)
-        obs_shape = tuple(int(d) for d in obs_shape)
-        self.obs_shape, self.action_dim = obs_shape, int(action_dim)
-        self.latent = self.make_latent(cfg)
-        super().__init__(self.build_components(cfg))
-        self.save_hyperparameters({"obs_shape": list(obs_shape), "action_dim": self.action_dim,
+
+def _behaviour(cfg: Mapping[str, Any], components: nn.ModuleDict,
+               world_model: WorldModel) -> DynamicsActorCritic:
+    return DynamicsActorCritic(components, world_model, horizon=cfg["horizon"],
+                               gamma=cfg["gamma"], lam=cfg["lam"])
+
+
+#: Dreamer V1: Gaussian latents, a tanh-Gaussian actor trained through the dynamics
+RECIPE = Recipe(
+    name="Dreamer", defaults=DEFAULTS, sizes=SIZES,
+    latent=lambda cfg: GaussianLatent(cfg["stoch"], cfg["latent_min_std"]),
+    heads=_heads,
+    world_model=lambda cfg: WorldModelOptions(free_nats=cfg["free_nats"]),
+    behaviour=_behaviour,
+)
+
+
+def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """V1's ``size`` preset + :data:`DEFAULTS`, then ``overrides`` (unknown keys raise a
+    TypeError listing the known ones)."""
+    return RECIPE.resolve(size, overrides)
+
+
+class DreamerAgent(Agent, Reconstructs, MetaRewards):
+    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = "small", *,
+                 recipe: Recipe = RECIPE, **overrides: Any) -> None:
+        cfg = recipe.resolve(size, overrides)
+        obs_shape, action_dim = tuple(int(d) for d in obs_shape), int(action_dim)
+        latent = recipe.latent(cfg)
+        components = recipe.components(cfg, obs_shape, action_dim, latent)
+        super().__init__(components, {"model": [n for n in components if n in WORLD_MODEL],
+                                      "value": ["value"], "actor": ["actor"]})
+        self.save_hyperparameters({"obs_shape": list(obs_shape), "action_dim": action_dim,
                                    "size": size, **cfg})
-        self.automatic_optimization = False
+        self.automatic_optimization = False  # three optimisers stepped in one update
+        self.obs_shape, self.action_dim, self.latent = obs_shape, action_dim, latent
         self.sequence_length = int(cfg["seq_len"])
-        self.feature_size = self.latent.sample_size + int(cfg["deter"])  # [s, h]
+        self.feature_size = latent.sample_size + int(cfg["deter"])  # [s, h]
         n = int(cfg["meta_sources"])
-        self.meta_rewards = nn.ModuleList([self._reward_model(cfg, 0) for _ in range(n)])
-        self.meta_rewards.requires_grad_(False)
+        self.meta_rewards = nn.ModuleList([reward_model(cfg, self.feature_size)
+                                           for _ in range(n)]).requires_grad_(False)
         # set once source models are installed; a checkpoint carries it (and them)
         self.register_buffer("meta_ready", torch.tensor(n == 0))
-        self._standalone: list[torch.optim.Optimizer] | None = None
+        self.world_model = WorldModel(self.components, latent, self.meta_rewards,
+                                      recipe.world_model(cfg))
+        self.behaviour = recipe.behaviour(cfg, self.components, self.world_model)
+        # a slow critic is state of the agent (checkpointed as ``target_value``), and so is the
+        # count of updates that schedules its syncs; neither exists without one
+        self.target_value = self.behaviour.target
+        self.register_buffer("critic_updates", None if self.target_value is None
+                             else torch.zeros((), dtype=torch.long))
+        self._absorbing = recipe.absorbing(cfg)
+        self._standalone: dict[str, torch.optim.Optimizer] | None = None
 
-    # -- construction (DreamerV2 overrides these) -----------------------------------------------
-    def make_latent(self, cfg: Mapping[str, Any]):
-        return self.latent_class(cfg["stoch"], cfg["latent_min_std"])
-
-    def _reward_model(self, cfg: Mapping[str, Any], extra: int) -> nn.Module:
-        feat = self.latent.sample_size + cfg["deter"]
-        return MLPHead(feat + extra, 1, cfg["units"], cfg["reward_layers"])
-
-    def build_components(self, cfg: Mapping[str, Any]) -> dict[str, nn.Module]:
-        lat, A = self.latent, self.action_dim
-        feat = lat.sample_size + cfg["deter"]
-        if len(self.obs_shape) == 3:
-            encoder: nn.Module = ConvEncoder(self.obs_shape, cfg["depth"])
-            decoder: nn.Module = ConvDecoder(feat, self.obs_shape, cfg["depth"])
-        elif len(self.obs_shape) == 1:
-            encoder = DenseEncoder(self.obs_shape[0], cfg["embed"], cfg["units"],
-                                   cfg["dense_layers"])
-            decoder = DenseDecoder(feat, self.obs_shape[0], cfg["units"], cfg["dense_layers"])
-        else:
-            raise ValueError(f"Dreamer takes [C, 64, 64] images or flat vectors, "
-                             f"not {self.obs_shape}")
-        return {
-            "encoder": encoder,
-            "representation": Representation(cfg["deter"], encoder.embed_size, cfg["hidden"],
-                                             lat.params_size),
-            "transition": Transition(lat.sample_size, A, cfg["deter"], cfg["hidden"],
-                                     lat.params_size),
-            "decoder": decoder,
-            "reward": self._reward_model(cfg, int(cfg["meta_sources"])),
-            "value": MLPHead(feat, 1, cfg["units"], cfg["value_layers"]),
-            "actor": ActorHead(feat, A, cfg["units"], cfg["actor_layers"], cfg["actor_init_std"]),
-        }
+    def data_needs(self) -> DataNeeds:
+        return DataNeeds(self.sequence_length, self._absorbing)
 
     @property
     def rssm(self) -> RSSM:
-        return RSSM(self.components["transition"], self.components["representation"], self.latent)
+        return self.world_model.rssm
+
+    def predict_reward(self, feature: torch.Tensor) -> torch.Tensor:
+        return self.world_model.predict_reward(feature)
 
     # -- meta-model transfer ----------------------------------------------------------------------
     @torch.no_grad()
@@ -173,11 +174,8 @@ class DreamerAgent(Agent):
         self.meta_rewards.requires_grad_(False)
         self.meta_ready.fill_(True)
 
-    def predict_reward(self, feature: torch.Tensor) -> torch.Tensor:
-        """Mean reward r̂ = m_Θ(x, m_θ1(x), …, m_θN(x)) (seed 000 §4.2), ``[...]``."""
-        if len(self.meta_rewards):
-            feature = torch.cat([feature, *(m(feature) for m in self.meta_rewards)], -1)
-        return self.components["reward"](feature).squeeze(-1)
+    def meta_rewards_installed(self) -> bool:
+        return bool(self.meta_ready)
 
     # -- acting ---------------------------------------------------------------------------------
     def initial_state(self, batch_size: int) -> tuple[State, torch.Tensor]:
@@ -192,10 +190,12 @@ class DreamerAgent(Agent):
     @torch.no_grad()
     def act(self, obs, state, explore):
         """Filter o_t into the posterior, then act: a sample plus Gaussian noise (``expl_noise``,
-        0.3 in the paper) when exploring, tanh(mean) otherwise; actions lie in [-1, 1]."""
+        0.3 in the paper) when exploring, the actor's mode otherwise; actions lie in [-1, 1].
+        The noise is drawn even when ``expl_noise`` is 0 (DreamerV2), so acting draws the same
+        random numbers whatever the option."""
         latent, prev_action = state
-        embed = self.components["encoder"](torch.as_tensor(obs, device=self.device))
-        latent, _, _ = self.rssm.obs_step(latent, prev_action, embed)
+        latent = self.world_model.filter_step(latent, prev_action,
+                                              torch.as_tensor(obs, device=self.device))
         actor = self.components["actor"]
         feat = latent.feature()
         if explore:
@@ -205,156 +205,94 @@ class DreamerAgent(Agent):
             action = actor.mode(feat)
         return action, (latent, action)
 
-    # -- losses -----------------------------------------------------------------------------------
-    def world_model_loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict, State]:
-        """Dynamics learning (Algorithm 1): reconstruction, reward and KL terms, and the posterior
-        states ``[B, T]`` the imagination starts from."""
-        obs, action = batch["obs"], batch["action"].float()
-        embed = self.components["encoder"](obs)
-        states, post, prior = self.rssm.observe(embed, action, batch["is_first"])
-        feat = states.feature()
-        decoder = self.components["decoder"]
-        recon, target = decoder(feat), decoder.target(obs)
-        pixel_dims = tuple(range(2, recon.dim()))
-        terms = {
-            "decoder/nll": 0.5 * (recon - target).pow(2).sum(pixel_dims).mean(),
-            "reward/nll": 0.5 * (self.predict_reward(feat) - batch["reward"].float()).pow(2).mean(),
-            "transition/kl": kl_free_nats(self.latent.kl(post, prior), self.hparams.free_nats),
-        }
-        return terms, states
-
     @torch.no_grad()
     def reconstruct(self, obs, action) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoded posterior of one observed sequence ``obs`` ``[T, ...]`` with the actions that
-        led to each step ``[T, A]``: (reconstruction, target), both in the decoder's space."""
-        obs = torch.as_tensor(obs, device=self.device).unsqueeze(0)
-        action = torch.as_tensor(action, device=self.device).float().unsqueeze(0)
-        is_first = torch.zeros(obs.shape[:2], dtype=torch.bool, device=self.device)
-        is_first[:, 0] = True
-        states, _, _ = self.rssm.observe(self.components["encoder"](obs), action, is_first)
-        decoder = self.components["decoder"]
-        return decoder(states.feature())[0], decoder.target(obs)[0]
-
-    def imagine(self, start: State) -> torch.Tensor:
-        """Features ``[H, N, F]`` of ``horizon`` imagined steps from the ``[N]`` start states."""
-        feats, _ = self.rssm.imagine(start, self.components["actor"], self.hparams.horizon)
-        return feats
-
-    def _discount_weights(self, steps: int, like: torch.Tensor) -> torch.Tensor:
-        """γ^τ: later imagined steps count less (V1's cumulative product of the discounts)."""
-        return self.hparams.gamma ** torch.arange(steps, device=like.device, dtype=like.dtype)
-
-    def actor_loss(self, feats: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Actor: maximise Σ_τ V_λ(s_τ) through the dynamics (Algorithm 1, φ update).
-
-        Rewards r(s_τ) and values v(s_τ) of the imagined states give V_λ for τ < H, bootstrapped
-        with v(s_H). Returns the terms, V_λ ``[H-1, N]`` and the discount weights ``[H-1]``.
-        """
-        h = self.hparams
-        reward = self.predict_reward(feats[:-1])
-        value = self.components["value"](feats).squeeze(-1)
-        returns = lambda_returns(reward, value[:-1], h.gamma, value[-1], h.lam)
-        weight = self._discount_weights(len(returns), returns)
-        return {"actor/return": -(weight[:, None] * returns).mean()}, returns, weight
-
-    def critic_loss(self, feats: torch.Tensor, returns: torch.Tensor,
-                    weight: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Critic: ½‖v(s_τ) − V_λ(s_τ)‖² on detached states and targets (Algorithm 1, ψ
-        update)."""
-        value = self.components["value"](feats[:-1].detach()).squeeze(-1)
-        return {"value/mse": (weight[:, None] * 0.5 * (value - returns.detach()).pow(2)).mean()}
+        return self.world_model.reconstruct(torch.as_tensor(obs, device=self.device),
+                                            torch.as_tensor(action, device=self.device))
 
     # -- one update -------------------------------------------------------------------------------
-    def update(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        if MAIN in batch:
-            raise NotImplementedError("Dreamer trains on a single replay stream")
-        if not bool(self.meta_ready):
-            raise RuntimeError(f"meta_sources={len(self.meta_rewards)} but no source reward "
-                               "models are installed (use the 'meta_model' transfer callback)")
-        world_model_loss, imagine = self.world_model_loss, self.imagine
-        if self.hparams.compile:
-            world_model_loss = functools.partial(_compiled(type(self).world_model_loss), self)
-            imagine = functools.partial(_compiled(type(self).imagine), self)
-        model_terms, states = world_model_loss(batch)
-        self._optimise("model", self._weighted(model_terms))
+    def update(self, batches: Batches, optimisers: Mapping[str, Any] | None = None,
+               backward: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Algorithm 1's three phases on ``{stream: batch}``; each group is stepped by
+        :func:`~lightning_wm.agents.parts.optimise.step_group` with ``optimisers[group]`` and
+        ``backward`` (default: this agent's own Adam optimisers and ``Tensor.backward``, for use
+        outside a Trainer). Returns the sum of the (detached) terms."""
+        self._check_ready(batches)
+        optimisers = self._standalone_optimisers() if optimisers is None else optimisers
+        step = functools.partial(self._step, batches=batches, optimisers=optimisers,
+                                 backward=plain_backward if backward is None else backward)
+        if self.critic_updates is not None:
+            self.behaviour.before_update(int(self.critic_updates))
+        world_model_loss, imagine = self._loss_functions()
+        model_terms, states = self._model_terms(batches, world_model_loss)
+        model_terms = step("model", model_terms)
         start = states.map(lambda x: x.detach().flatten(0, 1))
-        with self._world_model_params_fixed():  # actor gradients reach the actor only
-            feats = imagine(start)
-            actor_terms, returns, weight = self.actor_loss(feats)
-        self._optimise("actor", self._weighted(actor_terms))
-        value_terms = self.critic_loss(feats, returns, weight)
-        self._optimise("value", self._weighted(value_terms), counted=True)
+        start_terminal = batches[MAIN]["is_terminal"].detach().flatten(0, 1).float()
+        with frozen(self._params_outside("actor")):  # actor gradients reach the actor only
+            trajectory = imagine(start, start_terminal)
+            actor_terms, targets = self.behaviour.actor_terms(trajectory)
+        actor_terms = step("actor", actor_terms)
+        value_terms = step("value", self.behaviour.critic_terms(trajectory, targets))
+        if self.critic_updates is not None:
+            self.critic_updates.add_(1)
         terms = {**model_terms, **actor_terms, **value_terms}
         self.log_terms(terms)
         return sum(t.detach() for t in terms.values())
 
-    def _weighted(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-        """Σ weight_of(term) · term; ``None`` when every weight is 0."""
-        total = None
-        for name, value in terms.items():
-            if not torch.isfinite(value).all():
-                raise NonFiniteLossError(f"loss term '{name}' is {value.item()}")
-            w = self.weight_of(name)
-            if w != 0.0:
-                total = value * w if total is None else total + value * w
-        return total
+    def _check_ready(self, batches: Batches) -> None:
+        if MAIN not in batches:
+            raise KeyError(f"update takes {{stream: batch}} with a '{MAIN}' stream, got the keys "
+                           f"{sorted(batches)}")
+        if not self.meta_rewards_installed():
+            raise RuntimeError(f"meta_sources={len(self.meta_rewards)} but no source reward "
+                               "models are installed (use the 'meta_model' transfer callback)")
 
-    @contextlib.contextmanager
-    def _world_model_params_fixed(self):
-        """Temporarily stop parameter gradients of everything but the actor (flags restored);
-        gradients still flow through these modules to the actions."""
-        params = [p for name in (*self.groups["model"], "value")
-                  for p in self.components[name].parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in params:
-                p.requires_grad_(True)
+    def _loss_functions(self) -> tuple[Callable, Callable]:
+        """The world model's loss and the behaviour's imagination, compiled with ``compile``."""
+        if not self.hparams.compile:
+            return self.world_model.loss, self.behaviour.imagine
+        return (functools.partial(compiled(type(self.world_model).loss), self.world_model),
+                functools.partial(compiled(type(self.behaviour).imagine), self.behaviour))
 
-    def _optimizer(self, group: str):
-        index = list(self.groups).index(group)
-        if self._trainer is not None:
-            return self.optimizers()[index]
+    def _model_terms(self, batches: Batches, loss: Callable) -> tuple[Terms, State]:
+        """World-model terms of every stream (those of a stream other than ``main`` prefixed
+        ``"stream:"``) and the main stream's posterior states, where imagination starts."""
+        terms, states = loss(batches[MAIN])
+        others = {s: b for s, b in batches.items() if s != MAIN}
+        terms.update(self.stream_terms(others, loss_terms=lambda b: loss(b)[0]))
+        return terms, states
+
+    def _step(self, group: str, terms: Terms, batches: Batches, optimisers: Mapping[str, Any],
+              backward: Callable[[torch.Tensor], None]) -> Terms:
+        total, terms = self.group_loss(group, terms, batches)
+        step_group(optimisers[group], total, backward, self.hparams.clip)
+        return terms
+
+    def _params_outside(self, group: str) -> list[nn.Parameter]:
+        return [p for g, names in self.optimiser_groups().items() if g != group
+                for name in names for p in self.components[name].parameters()]
+
+    def _standalone_optimisers(self) -> dict[str, torch.optim.Optimizer]:
         if self._standalone is None:  # outside a Trainer (unit tests, notebooks)
-            self._standalone = self.configure_optimizers()
-        return self._standalone[index]
+            self._standalone = dict(zip(self.optimiser_groups(), self.configure_optimizers()))
+        return self._standalone
 
-    def _optimise(self, group: str, loss: torch.Tensor | None, counted: bool = False) -> None:
-        """zero_grad, backward, clip, step one group; frozen parameters get no gradient and stay
-        put, a wholly frozen group (or switched-off loss) is skipped. Exactly one step per update
-        is ``counted`` by Lightning, so ``global_step`` counts updates, not optimiser steps."""
-        opt = self._optimizer(group)
-        opt.zero_grad(set_to_none=True)
-        trainable = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
-        live = loss is not None and loss.requires_grad and bool(trainable)
-        if self._trainer is None:
-            if live:
-                loss.backward()
-                nn.utils.clip_grad_norm_(trainable, self.hparams.clip)
-                opt.step()
-            return
-        if live:
-            self.manual_backward(loss)
-            self.clip_gradients(opt, gradient_clip_val=self.hparams.clip,
-                                gradient_clip_algorithm="norm")
-        if counted:
-            opt.step()  # a no-op for Adam when no parameter has a gradient
-        elif live:
-            self.trainer.strategy.optimizer_step(opt.optimizer, closure=lambda: None)
+    # -- Lightning --------------------------------------------------------------------------------
+    def training_step(self, dataloader_iter):
+        # pulls the batch itself, as Agent.training_step does (no prefetch ahead of collection)
+        batches, _, _ = next(dataloader_iter)
+        batches = self.trainer.strategy.batch_to_device(batches)
+        return self.update(batches, self._trainer_optimisers(), self.manual_backward)
+
+    def _trainer_optimisers(self) -> dict[str, Any]:
+        """Lightning's optimisers by group. Each ``LightningOptimizer.step()`` counts one global
+        step, and ``global_step`` must count updates: the group stepped last steps through its
+        LightningOptimizer, the others through the optimisers they wrap."""
+        wrapped = dict(zip(self.optimiser_groups(), self.optimizers()))
+        return {g: o if g == STEP_ORDER[-1] else o.optimizer for g, o in wrapped.items()}
 
     def configure_optimizers(self):
         h = self.hparams
         return [torch.optim.Adam([p for name in names for p in self.components[name].parameters()],
                                  lr=h[_LR[group]], eps=h.adam_eps)
-                for group, names in self.groups.items()]
-
-
-@functools.cache
-def _compiled(method: Callable) -> Callable:
-    """``method`` (unbound, so copies of an agent never call back into the original) through
-    torch.compile. The observe and imagine loops unroll into graphs of small ops that Python
-    dispatch dominates; ``fallback_random`` draws the latent samples from torch's generator, so a
-    compiled update matches the eager one for the same seed (up to float rounding)."""
-    return torch.compile(method, options={"fallback_random": True})
+                for group, names in self.optimiser_groups().items()]

@@ -1,32 +1,36 @@
-"""DreamerV2: Dreamer (V1) with categorical latents, a discount head and a reinforce actor.
+"""DreamerV2: Dreamer with categorical latents, a discount head and a reinforce actor.
 
-Seed 004 §2.3 (after Hafner et al., 2021, the seed's [8]); the mario_levels and atari100k suites
-(SPEC §1). :class:`DreamerV2Agent` subclasses :class:`~lightning_wm.agents.dreamer.DreamerAgent`
-and keeps its RSSM, encoders, decoders, acting, optimisation loop and meta-model support; it
-overrides only what differs:
+Hafner et al., "Mastering Atari with Discrete World Models", 2021, as the Mario levels study
+(SPEC §3) uses it (multi-task pre-training on Super Mario Bros levels); the mario_levels and
+atari100k suites (SPEC §1). There is no DreamerV2 class: :func:`DreamerV2Agent` builds
+:class:`~lightning_wm.agents.dreamer.DreamerAgent` from V2's :data:`RECIPE`, which keeps V1's RSSM,
+encoders, decoders and acting and chooses other parts:
 
-- latent (§2.3, eq. (1)): 32 categoricals × 32 classes with straight-through samples
-  (:class:`~lightning_wm.nets.categorical.CategoricalLatent`), whose ``kl`` is KL-balanced (α 0.8);
-- components add ``discount``: γ̂_t ~ p_φ(γ̂ | h_t, z_t) (eq. (1)), a Bernoulli continuation head
-  trained on 1 − is_terminal (eq. (3)); ``actor`` is one-hot categorical for discrete actions;
+- latent (eq. (1) of the Mario levels study): 32 categoricals × 32 classes with straight-through
+  samples (:class:`~lightning_wm.nets.categorical.CategoricalLatent`), whose ``kl`` is
+  KL-balanced (α 0.8);
+- components add ``discount``: γ̂_t ~ p_φ(γ̂ | h_t, z_t), a Bernoulli continuation head trained
+  on 1 − is_terminal; ``actor`` is one-hot categorical for discrete actions;
 - world-model loss (eq. (3)): V1's terms with tanh-clipped reward targets, the KL scaled by
-  ``kl_scale`` (β = 0.1) and ``discount/nll`` scaled by ``discount_scale`` (5);
-- λ-targets (eq. (4)) from predicted rewards and discounts γ·γ̂_t and a slow target critic
-  (``target_value``, a copy of ``value`` re-synced every ``target_every`` = 100 updates; a plain
-  attribute, never a component, so transfer never addresses it); imagined steps are weighted by
-  the cumulative predicted discount;
-- critic (eq. (5)): ½ (v(ẑ_t) − sg(V^λ_t))², discount-weighted;
-- actor (eq. (6)): reinforce gradients with the target critic as baseline and entropy
-  regularisation η = ``actor_ent`` (1e-3) for discrete actions; continuous (Box) actions keep V1's
-  tanh-Gaussian actor and dynamics backprop (``actor_grad="auto"`` picks per action space).
+  ``kl_scale`` (β = 0.1) and ``discount/nll`` scaled by ``discount_scale`` (5)
+  (:class:`~lightning_wm.agents.parts.world_model.WorldModel`);
+- behaviour (:class:`~lightning_wm.agents.parts.slow_critic.SlowCriticActorCritic`): λ-targets
+  (eq. (4)) from predicted rewards and discounts γ·γ̂_t and a slow target critic
+  (``target_value``, a copy of ``value`` re-synced every ``target_every`` = 100 updates; never a
+  component, so transfer never addresses it), imagined steps weighted by the cumulative predicted
+  discount; critic (eq. (5)): ½ (v(ẑ_t) − sg(V^λ_t))², discount-weighted; actor (eq. (6)):
+  reinforce gradients with the target critic as baseline and entropy regularisation
+  η = ``actor_ent`` (1e-3) for discrete actions; continuous (Box) actions keep V1's tanh-Gaussian
+  actor and dynamics backprop (``actor_grad="auto"`` picks per action space).
 
-Hyperparameters: seed 004 §5.2 "reuse[s] all hyperparameters from the Atari experiments" of
-DreamerV2 without listing them; ``paper`` holds those (deter 600, 32 × 32 latents, heads 4 × 400,
-CNN depth 48, sequences 50, batch 16, horizon 15, lr 2e-4 / 4e-5 / 1e-4, γ 0.999, λ 0.95, KL
-scale 0.1, discount scale 5, η 1e-3, target every 100, Adam ε 1e-5, clip 100, tanh rewards).
+Hyperparameters: the Mario levels study "reuse[s] all hyperparameters from the Atari experiments"
+of DreamerV2 without listing them; ``paper`` holds those (deter 600, 32 × 32 latents, heads
+4 × 400, CNN depth 48, sequences 50, batch 16, horizon 15, lr 2e-4 / 4e-5 / 1e-4, γ 0.999, λ 0.95,
+KL scale 0.1, discount scale 5, η 1e-3, target every 100, Adam ε 1e-5, clip 100, tanh rewards).
 
-Short episodes (seed 004 §5.2): ``absorbing=True`` asks the data module for
-:class:`~lightning_wm.data.absorbing.AbsorbingReplay` (see :attr:`absorbing_replay`).
+Short episodes (the Mario levels study): ``absorbing=True`` declares in
+:meth:`~lightning_wm.agents.dreamer.DreamerAgent.data_needs` that replay windows may run past an
+episode's end into absorbing states.
 
 Where we differ from DreamerV2's code: V1's RSSM is reused as is (a plain GRU cell, not V2's
 layer-normalised one); the discount head learns P(continue) and is scaled by γ where used (V2
@@ -35,27 +39,25 @@ reinforce and dynamics gradients; the world model is stepped before imagination 
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
-import torch
-import torch.nn.functional as F
-from torch import distributions as D
+from torch import nn
 
-from lightning_wm.agents import dreamer as v1
 from lightning_wm.agents.dreamer import DreamerAgent
-from lightning_wm.losses import cumulative_discount, lambda_returns, reinforce_objective
+from lightning_wm.agents.parts import (Recipe, SlowCriticActorCritic, WorldModel,
+                                       WorldModelOptions)
+from lightning_wm.agents.protocol import AbsorbingOptions
 from lightning_wm.nets.categorical import CategoricalLatent, OneHotActor
+from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.heads import MLPHead
 
-#: everything not a size: DreamerV2's Atari values (seed 004 §5.2 reuses them for Mario).
+#: everything not a size: DreamerV2's Atari values (the Mario levels study reuses them).
 #: ``stoch`` counts categoricals, ``classes`` their classes; ``free_nats`` 0: V2's KL is free-free.
 DEFAULTS: dict[str, Any] = dict(
     reward_layers=4, value_layers=4, actor_layers=4, dense_layers=4, horizon=15,
     gamma=0.999, lam=0.95, model_lr=2e-4, value_lr=1e-4, actor_lr=4e-5, adam_eps=1e-5,
     clip=100.0, free_nats=0.0, expl_noise=0.0, latent_min_std=0.1, actor_init_std=5.0,
-    meta_sources=0,
+    meta_sources=0, compile=False,
     # DreamerV2 only
     classes=32, discrete=True, kl_balance=0.8, kl_scale=0.1, discount_scale=5.0,
     discount_layers=4, actor_ent=1e-3, actor_grad="auto", target_every=100, clip_rewards="tanh",
@@ -74,19 +76,13 @@ SIZES: dict[str, dict[str, Any]] = {
                   seq_len=50),
 }
 
-#: keys V1's constructor does not know; they reach this class through :attr:`v2_config`
-V2_ONLY: frozenset[str] = frozenset(set(DEFAULTS) | set(SIZES["tiny"])) - frozenset(
-    set(v1.DEFAULTS) | set(v1.SIZES["tiny"]))
-
 #: DreamerV2's Atari loop as a ``TrainingConfig``: one update of a 16 × 50 batch every 16 agent
 #: steps (``train_every``), after 50k random prefill steps.
 PAPER_TRAINING: dict[str, int] = dict(collect_every=16, updates_per_collect=1, prefill=50_000,
                                       batch_size=16)
 
 
-def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """V1's resolution over V2's tables (:data:`DEFAULTS`, :data:`SIZES`), then V2's checks."""
-    cfg = v1.resolve_config(size, overrides, DEFAULTS, SIZES, "DreamerV2")
+def _check(cfg: Mapping[str, Any]) -> None:
     if cfg["actor_grad"] not in ("auto", "reinforce", "dynamics"):
         raise ValueError(f"actor_grad must be auto|reinforce|dynamics, not {cfg['actor_grad']!r}")
     if cfg["clip_rewards"] not in ("none", "tanh"):
@@ -95,163 +91,58 @@ def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("target_every must be >= 1 (1: the target critic is the critic)")
     if cfg["discrete"] and cfg["expl_noise"]:
         raise ValueError("discrete DreamerV2 explores by sampling its actor; expl_noise must be 0")
-    return cfg
 
 
-class Imagined(NamedTuple):
-    """An imagined batch of trajectories (what :meth:`DreamerV2Agent.imagine` hands the losses)."""
-    feat: torch.Tensor                    # [H+1, N, F]: the start state, then H imagined states
-    action: torch.Tensor                  # [H, N, A]: the action taken in state t
-    start_terminal: torch.Tensor | None   # [N]: the replay's is_terminal of the start states
+def _heads(cfg: Mapping[str, Any], feature_size: int, action_dim: int) -> dict[str, nn.Module]:
+    """``value``, ``actor`` (one-hot for discrete actions) and ``discount``."""
+    units = cfg["units"]
+    value = MLPHead(feature_size, 1, units, cfg["value_layers"])
+    # V1's tanh-Gaussian actor is built even for discrete actions: its random draws at init
+    # come before the one-hot actor's in the committed results (mario_levels), which reproduce
+    # bit for bit only with them
+    actor: nn.Module = ActorHead(feature_size, action_dim, units, cfg["actor_layers"],
+                                 cfg["actor_init_std"])
+    if cfg["discrete"]:
+        actor = OneHotActor(feature_size, action_dim, units, cfg["actor_layers"])
+    return {"value": value, "actor": actor,
+            "discount": MLPHead(feature_size, 1, units, cfg["discount_layers"])}
 
 
-class DreamerV2Agent(DreamerAgent):
-    latent_class = CategoricalLatent
-    #: the discount head trains with the world model, and is held fixed during the actor step
-    groups = {**v1.GROUPS, "model": (*v1.GROUPS["model"], "discount")}
+def _world_model(cfg: Mapping[str, Any]) -> WorldModelOptions:
+    return WorldModelOptions(
+        free_nats=cfg["free_nats"], clip_rewards=cfg["clip_rewards"], discount=True,
+        scales={"transition/kl": cfg["kl_scale"], "discount/nll": cfg["discount_scale"]})
 
-    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = "small",
-                 **overrides: Any) -> None:
-        cfg = resolve_config(size, overrides)
-        # read by make_latent / build_components while V1's constructor runs
-        self.v2_config = {k: cfg[k] for k in V2_ONLY}
-        super().__init__(obs_shape, action_dim, size,
-                         **{k: v for k, v in cfg.items() if k not in V2_ONLY})
-        self.save_hyperparameters(self.v2_config)  # merged into V1's hyperparameters
-        self.discrete = bool(cfg["discrete"])
-        grad = cfg["actor_grad"]
-        self.reinforce = grad == "reinforce" or (grad == "auto" and self.discrete)
-        self.target_value = copy.deepcopy(self.components["value"]).requires_grad_(False)
-        self.register_buffer("critic_updates", torch.zeros((), dtype=torch.long))
-        self._start_terminal: torch.Tensor | None = None
 
-    # -- construction ---------------------------------------------------------------------------
-    def make_latent(self, cfg: Mapping[str, Any]) -> CategoricalLatent:
-        """``stoch`` categoricals of ``classes`` classes, KL-balanced with ``kl_balance``."""
-        return CategoricalLatent(cfg["stoch"], self.v2_config["classes"],
-                                 self.v2_config["kl_balance"])
+def _behaviour(cfg: Mapping[str, Any], components: nn.ModuleDict,
+               world_model: WorldModel) -> SlowCriticActorCritic:
+    grad, discrete = cfg["actor_grad"], bool(cfg["discrete"])
+    return SlowCriticActorCritic(
+        components, world_model, horizon=cfg["horizon"], gamma=cfg["gamma"], lam=cfg["lam"],
+        discrete=discrete, reinforce=grad == "reinforce" or (grad == "auto" and discrete),
+        actor_ent=cfg["actor_ent"], target_every=cfg["target_every"])
 
-    def build_components(self, cfg: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
-        """V1's components; a one-hot actor for discrete actions; plus ``discount``."""
-        parts = super().build_components(cfg)
-        feat = self.latent.sample_size + cfg["deter"]
-        if self.v2_config["discrete"]:
-            parts["actor"] = OneHotActor(feat, self.action_dim, cfg["units"], cfg["actor_layers"])
-        parts["discount"] = MLPHead(feat, 1, cfg["units"], self.v2_config["discount_layers"])
-        return parts
 
-    @property
-    def absorbing_replay(self) -> dict[str, Any] | None:
-        """Options for :class:`~lightning_wm.data.absorbing.AbsorbingReplay` (seed 004 §5.2),
-        or ``None`` when this agent trains on plain episode sequences."""
-        return {"discrete": self.discrete} if self.hparams.absorbing else None
+def _absorbing(cfg: Mapping[str, Any]) -> AbsorbingOptions | None:
+    return AbsorbingOptions(discrete=bool(cfg["discrete"])) if cfg["absorbing"] else None
 
-    def predict_discount(self, feature: torch.Tensor) -> torch.Tensor:
-        """P(the state continues) = mean of the Bernoulli γ̂_t (seed 004 eq. (1)), ``[...]``."""
-        return torch.sigmoid(self.components["discount"](feature).squeeze(-1))
 
-    # -- losses -----------------------------------------------------------------------------------
-    def world_model_loss(self, batch: Mapping[str, torch.Tensor]):
-        """Seed 004 eq. (3): −ln p(s_t) − ln p(R_t) − ln p(γ_t) + β KL[q ‖ p], per term.
+#: DreamerV2: categorical latents, discount head, slow critic, tanh rewards, absorbing replay
+RECIPE = Recipe(
+    name="DreamerV2", defaults=DEFAULTS, sizes=SIZES,
+    latent=lambda cfg: CategoricalLatent(cfg["stoch"], cfg["classes"], cfg["kl_balance"]),
+    heads=_heads, world_model=_world_model, behaviour=_behaviour, absorbing=_absorbing,
+    check=_check,
+)
 
-        V1 computes the image, reward and (balanced, via the latent) KL terms; rewards are
-        squashed by tanh first (``clip_rewards``), β = ``kl_scale``, and the discount term is the
-        Bernoulli NLL of 1 − is_terminal (0 at terminal and absorbing steps).
-        """
-        h = self.hparams
-        reward = batch["reward"].float()
-        if h.clip_rewards == "tanh":
-            reward = torch.tanh(reward)
-        terms, states = super().world_model_loss({**batch, "reward": reward})
-        terms["transition/kl"] = h.kl_scale * terms["transition/kl"]
-        logit = self.components["discount"](states.feature()).squeeze(-1)
-        target = 1.0 - batch["is_terminal"].float()
-        terms["discount/nll"] = h.discount_scale * F.binary_cross_entropy_with_logits(logit, target)
-        # the true discount of the start states, for imagine (V1's update passes only states)
-        self._start_terminal = batch["is_terminal"].detach().flatten(0, 1).float()
-        return terms, states
 
-    def imagine(self, start) -> Imagined:
-        """``horizon`` steps from the ``[N]`` posterior states; without autograd when the actor
-        learns by reinforce (nothing then differentiates through the imagined states)."""
-        no_grad = torch.no_grad() if self.reinforce else contextlib.nullcontext()
-        with no_grad:
-            feats, actions = self.rssm.imagine(start, self.components["actor"],
-                                               self.hparams.horizon)
-        feat = torch.cat([start.feature()[None], feats])
-        terminal, self._start_terminal = self._start_terminal, None
-        if terminal is not None and terminal.shape[0] != feat.shape[1]:
-            terminal = None
-        return Imagined(feat, actions, terminal)
+def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """V2's ``size`` preset + :data:`DEFAULTS`, then ``overrides`` (unknown keys raise a
+    TypeError listing the known ones), then V2's consistency checks."""
+    return RECIPE.resolve(size, overrides)
 
-    def lambda_targets(self, traj: Imagined) -> tuple[torch.Tensor, torch.Tensor]:
-        """Seed 004 eq. (4) on states t = 0..H−1, bootstrapped with the target critic at H:
 
-            V^λ_t = R̂_t + γ̂'_t [(1 − λ) v(ẑ_{t+1}) + λ V^λ_{t+1}],   γ̂'_t = γ · P(continue_t),
-
-        the start's γ̂' taken from the replay's is_terminal. Returns V^λ ``[H, N]`` and the
-        detached weights Π_{k<t} γ̂'_k of states 0..H ``[H+1, N]``.
-        """
-        h = self.hparams
-        disc = h.gamma * self.predict_discount(traj.feat)
-        if traj.start_terminal is not None:
-            disc = torch.cat([h.gamma * (1.0 - traj.start_terminal)[None], disc[1:]])
-        reward = self.predict_reward(traj.feat)
-        value = self.target_value(traj.feat).squeeze(-1)
-        returns = lambda_returns(reward[:-1], value[:-1], disc[:-1], value[-1], h.lam)
-        return returns, cumulative_discount(disc).detach()
-
-    def actor_loss(self, traj: Imagined) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Seed 004 eq. (6) for the actions of states t = 0..H−2:
-
-            −w_t [ln π(a_t | ẑ_t) sg(V^λ_{t+1} − v_target(ẑ_t)) + η H[π(· | ẑ_t)]]
-
-        (reinforce, as DreamerV2 indexes it: the target after a_t minus the baseline before it),
-        or −w_t [V^λ_{t+1} + η H] backpropagated through the dynamics (continuous actions).
-        """
-        h = self.hparams
-        returns, weight = self.lambda_targets(traj)
-        feat, w = traj.feat[:-2].detach(), weight[:-2]
-        if self.reinforce:
-            baseline = self.target_value(traj.feat[:-2]).squeeze(-1)
-            log_prob = self._log_prob(feat, traj.action[:-1].detach())
-            terms = {"actor/reinforce": -(w * reinforce_objective(log_prob, returns[1:],
-                                                                  baseline)).mean()}
-        else:
-            terms = {"actor/return": -(w * returns[1:]).mean()}
-        terms["actor/entropy"] = -(w * h.actor_ent * self._entropy(feat)).mean()
-        return terms, returns, weight
-
-    def critic_loss(self, traj: Imagined, returns: torch.Tensor,
-                    weight: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Seed 004 eq. (5): Σ_t w_t ½ (v(ẑ_t) − sg(V^λ_t))² on states 0..H−1 (detached)."""
-        value = self.components["value"](traj.feat[:-1].detach()).squeeze(-1)
-        return {"value/mse": (weight[:-1] * 0.5 * (value - returns.detach()).pow(2)).mean()}
-
-    def _log_prob(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        actor = self.components["actor"]
-        if isinstance(actor, OneHotActor):
-            return actor.log_prob(feat, action)
-        return actor.dist(feat).log_prob(action.clamp(-1 + 1e-6, 1 - 1e-6))
-
-    def _entropy(self, feat: torch.Tensor) -> torch.Tensor:
-        """H[π(· | ẑ)]: exact for the categorical; the pre-tanh Gaussian's for Box actions."""
-        actor = self.components["actor"]
-        if isinstance(actor, OneHotActor):
-            return actor.entropy(feat)
-        mean, std = actor.normal(feat)
-        return D.Normal(mean, std).entropy().sum(-1)
-
-    # -- the slow target critic -----------------------------------------------------------------
-    @torch.no_grad()
-    def sync_target(self) -> None:
-        self.target_value.load_state_dict(self.components["value"].state_dict())
-
-    def update(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """V1's update; the target critic is re-synced before every ``target_every``-th update
-        (the first included, so it starts from the transferred / initial critic)."""
-        if int(self.critic_updates) % int(self.hparams.target_every) == 0:
-            self.sync_target()
-        loss = super().update(batch)
-        self.critic_updates.add_(1)
-        return loss
+def DreamerV2Agent(obs_shape: tuple[int, ...], action_dim: int, size: str = "small",
+                   **overrides: Any) -> DreamerAgent:
+    """The Dreamer agent composed from DreamerV2's recipe (a named constructor, no subclass)."""
+    return DreamerAgent(obs_shape, action_dim, size, recipe=RECIPE, **overrides)

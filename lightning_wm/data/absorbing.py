@@ -23,18 +23,21 @@ the draws, and hence the batches, are exactly those of ``EpisodeReplay.sample``.
 
 :class:`AbsorbingReplay` is an ``EpisodeReplay`` (same storage, same ``state_dict``) whose
 ``sample`` / ``can_sample`` do this, so a data module opts in by holding one instead:
-``self.replay = with_absorbing(self.replay, agent)`` (the agent asks for it through its
-``absorbing_replay`` options, see :class:`~lightning_wm.agents.dreamer_v2.DreamerV2Agent`).
+``make_replay(capacity, agent.data_needs().absorbing)`` (the agent declares it in its
+:class:`~lightning_wm.agents.protocol.DataNeeds`; DreamerV2 does).
 As in the seed, the end of an episode is treated as absorbing whether it terminated or was cut
 by a time limit.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lightning_wm.data.replay import FIELDS, EpisodeReplay
+
+if TYPE_CHECKING:  # annotation only: data/ needs nothing of the agent package at run time
+    from lightning_wm.agents.protocol import AbsorbingOptions
 
 
 def _max_absorbing(length: int, max_absorbing: int | None) -> int:
@@ -113,13 +116,6 @@ class AbsorbingReplay(EpisodeReplay):
         super().__init__(capacity, balance_tasks)
         self.discrete, self.max_absorbing = bool(discrete), max_absorbing
 
-    @classmethod
-    def from_replay(cls, replay: EpisodeReplay, **options: Any) -> "AbsorbingReplay":
-        """The same stored episodes (shared, not copied) behind absorbing sampling."""
-        new = cls(replay.capacity, replay.balance_tasks, **options)
-        new.load_state_dict(replay.state_dict())
-        return new
-
     def can_sample(self, length: int) -> bool:
         return bool(start_counts(self, length, self.max_absorbing).sum() > 0)
 
@@ -130,10 +126,9 @@ class AbsorbingReplay(EpisodeReplay):
         return sample_absorbing(self, rng, batch_size, length, self.discrete, self.max_absorbing)
 
 
-def with_absorbing(replay: EpisodeReplay, agent: Any) -> EpisodeReplay:
-    """``replay`` behind absorbing sampling when ``agent.absorbing_replay`` gives options
-    (a dict, possibly empty), else ``replay`` itself; idempotent."""
-    options = getattr(agent, "absorbing_replay", None)
-    if options is None or isinstance(replay, AbsorbingReplay):
-        return replay
-    return AbsorbingReplay.from_replay(replay, **options)
+def make_replay(capacity: int, absorbing: AbsorbingOptions | None) -> EpisodeReplay:
+    """The replay an agent's declared :class:`~lightning_wm.agents.protocol.DataNeeds` ask for:
+    absorbing-step sampling with ``absorbing`` options, or a plain episode replay."""
+    if absorbing is None:
+        return EpisodeReplay(capacity)
+    return AbsorbingReplay(capacity, discrete=absorbing.discrete)

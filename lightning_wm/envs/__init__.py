@@ -6,13 +6,14 @@ or validating a suite never needs them installed.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import gymnasium as gym
 
 from lightning_wm.envs.corridor import Corridor
 from lightning_wm.envs.maze import MetaLabyrinth, SimpleMaze
 from lightning_wm.envs.point import PointMass
+from lightning_wm.options import check_options, keyword_options
 
 
 def _pybullet(task: str, **options: Any) -> gym.Env:
@@ -29,21 +30,16 @@ def _mario(**options: Any) -> gym.Env:
     return MarioEnv(**options)
 
 
+#: pybullet_envs tasks (pybullet_ftl / pybullet_mmtl), each an env id of its own
+PYBULLET_TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "pendulum_swingup",
+                  "double_pendulum_swingup")
+
 ENVS: dict[str, Callable[..., gym.Env]] = {
     "corridor": Corridor,
     "simple_maze": SimpleMaze,
     "meta_labyrinth": MetaLabyrinth,
     "point": PointMass,
-    # options: obs (pixels|proprio), action_repeat, max_steps (env steps), size
-    "halfcheetah": partial(_pybullet, "halfcheetah"),
-    "hopper": partial(_pybullet, "hopper"),
-    "walker2d": partial(_pybullet, "walker2d"),
-    "ant": partial(_pybullet, "ant"),
-    "pendulum_swingup": partial(_pybullet, "pendulum_swingup"),
-    "double_pendulum_swingup": partial(_pybullet, "double_pendulum_swingup"),
-    # options: level ("1-1") or levels (["3-1", ...], one drawn uniformly per episode), size (64),
-    # action_repeat (4), sticky (0.2, per emulator frame), clip (15), max_steps (agent decisions,
-    # 27000), grayscale (True)
+    **{task: partial(_pybullet, task) for task in PYBULLET_TASKS},
     "mario": _mario,
 }
 
@@ -52,11 +48,39 @@ ENVS: dict[str, Callable[..., gym.Env]] = {
 #: for different tasks share shapes and whole components can transfer (proprioceptive suites)
 PAD_OPTIONS = ("pad_obs", "pad_action")
 
+#: option names of the adapters whose constructor sits behind a lazy import (``**options`` above
+#: hides them), written out so that checking a suite needs neither adapter; a test holds them
+#: equal to ``PyBulletEnv`` / ``MarioEnv``'s keyword parameters
+# obs (pixels|proprio), action_repeat, max_steps (env steps), size
+PYBULLET_OPTIONS = ("obs", "action_repeat", "max_steps", "size")
+# level ("1-1") or levels (["3-1", ...], one drawn uniformly per episode), size (64),
+# action_repeat (4), sticky (0.2, per emulator frame), clip (15), max_steps (agent decisions,
+# 27000), grayscale (True)
+MARIO_OPTIONS = ("level", "levels", "size", "action_repeat", "sticky", "clip", "max_steps",
+                 "grayscale", "render_mode")
+_DECLARED = {**{task: PYBULLET_OPTIONS for task in PYBULLET_TASKS}, "mario": MARIO_OPTIONS}
+
+#: env id -> every option name :func:`make_env` accepts for it
+ENV_OPTIONS: dict[str, frozenset[str]] = {
+    env_id: frozenset(_DECLARED[env_id] if env_id in _DECLARED else keyword_options(factory))
+    | frozenset(PAD_OPTIONS)
+    for env_id, factory in ENVS.items()
+}
+
+
+def check_env_options(env_id: str, options: Mapping[str, Any]) -> None:
+    """Raise :class:`~lightning_wm.options.UnknownOptionsError` for keys of ``options`` env
+    ``env_id`` does not take, without building the env (nor importing its simulator)."""
+    if env_id not in ENVS:
+        raise KeyError(f"unknown env '{env_id}' (known: {sorted(ENVS)})")
+    check_options(f"env '{env_id}'", options, ENV_OPTIONS[env_id])
+
 
 def make_env(env_id: str, options: dict[str, Any] | None = None) -> gym.Env:
     if env_id not in ENVS:
         raise KeyError(f"unknown env '{env_id}' (known: {sorted(ENVS)})")
     options = dict(options or {})
+    check_env_options(env_id, options)
     pad = {k: options.pop(k) for k in PAD_OPTIONS if k in options}
     env = ENVS[env_id](**options)
     if pad:

@@ -1,20 +1,21 @@
 """DreamerV2's discrete pieces: a categorical RSSM latent and a one-hot actor.
 
-Seed 004 §2.3: "The latent state at time step t is composed of a deterministic vector h_t and a
+The Mario levels study (SPEC §3), after Hafner et al., "Mastering Atari with Discrete World
+Models" (2021): "The latent state at time step t is composed of a deterministic vector h_t and a
 stochastic discrete vector z_t. The discrete vector consists of 32 categorical values, each with
 32 classes." :class:`CategoricalLatent` has the interface of
 :class:`lightning_wm.nets.latent.GaussianLatent` (``params_size``, ``sample_size``, ``dist``,
 ``sample``, ``mode``, ``kl``), so the V1 RSSM runs it unchanged:
 
 - params are ``groups × classes`` logits; a sample is the flattened one-hot ``[..., G·K]``;
-- samples carry straight-through gradients (Hafner et al., 2021, the seed's [8]): the forward value
-  is the one-hot draw, the backward pass is that of the class probabilities;
+- samples carry straight-through gradients (Hafner et al., 2021): the forward value is the
+  one-hot draw, the backward pass is that of the class probabilities;
 - ``kl`` is KL balancing with α = ``balance`` (:func:`lightning_wm.losses.balanced_kl`): its value
   is KL(q ‖ p), its gradient reaches the prior with weight α and the posterior with 1 − α.
 
-:class:`OneHotActor` is the policy for discrete actions (seed 004 eq. (2), a_t ~ p_ψ(a | z_t)):
-a categorical over the action logits with the same straight-through one-hot samples, its
-argmax as the greedy action and a closed-form entropy for eq. (6)'s regulariser.
+:class:`OneHotActor` is the policy for discrete actions (the Mario levels study's eq. (2),
+a_t ~ p_ψ(a | z_t)): a categorical over the action logits with the same straight-through one-hot
+samples, its argmax as the greedy action and a closed-form entropy for eq. (6)'s regulariser.
 """
 from __future__ import annotations
 

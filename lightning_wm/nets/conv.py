@@ -1,4 +1,5 @@
-"""Dreamer's image encoder and decoder for 64×64 observations (seed 000 §2).
+"""Dreamer's image encoder and decoder for 64×64 observations (Hafner et al., "Dream to
+Control: Learning Behaviors by Latent Imagination", 2020).
 
 Encoder: four 4×4 stride-2 convolutions of depth d, 2d, 4d, 8d with ReLU (d = 32 in the paper):
 64 → 31 → 14 → 6 → 2, so the embedding has 8d·2·2 = 32d numbers (1024 for d = 32).

@@ -34,8 +34,9 @@ class DenseDecoder(MLPHead):
 
 
 class ActorHead(MLPHead):
-    """Tanh-Gaussian policy (seed 000 §2: the actor is "a Gaussian distribution parameterized by
-    a feed-forward network"; Dreamer V1 squashes it with tanh into [-1, 1]).
+    """Tanh-Gaussian policy (Hafner et al., "Dream to Control", 2020: the actor is "a Gaussian
+    distribution parameterized by a feed-forward network"; Dreamer V1 squashes it with tanh into
+    [-1, 1]).
 
     ``out`` gives 2·A numbers: a mean, soft-clipped to ±``mean_scale`` before the tanh, and a raw
     std shifted so a fresh actor starts near std ``init_std`` (broad, hence exploratory).

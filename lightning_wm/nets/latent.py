@@ -7,9 +7,9 @@ The RSSM never looks inside its stochastic state; it asks a latent object for
 - ``sample(params)``: a differentiable sample; ``mode(params)``: its most likely value;
 - ``kl(post, prior)``: KL(post ‖ prior) per batch element, summed over the event.
 
-Dreamer V1 (seed 000 §2: "The transition model is a Gaussian distribution ...") uses
-:class:`GaussianLatent`. DreamerV2 swaps in 32 categoricals of 32 classes with straight-through
-gradients and KL balancing by providing another class with the same methods.
+Dreamer V1 (Hafner et al., "Dream to Control", 2020: "The transition model is a Gaussian
+distribution ...") uses :class:`GaussianLatent`. DreamerV2 swaps in 32 categoricals of 32 classes
+with straight-through gradients and KL balancing by providing another class with the same methods.
 """
 from __future__ import annotations
 

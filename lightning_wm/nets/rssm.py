@@ -1,8 +1,9 @@
 """Recurrent state-space model (RSSM): deterministic GRU state h, stochastic state s.
 
-Seed 000 §2 (Dreamer): the transition model q(s_t | s_{t-1}, a_{t-1}) is "a Gaussian distribution
-parameterized by a GRU followed by feed-forward layers"; the representation model
-q(s_t | s_{t-1}, a_{t-1}, o_t) is "a variational encoder combined with the GRU". Here, per step:
+Hafner et al., "Dream to Control: Learning Behaviors by Latent Imagination" (2020): the transition
+model q(s_t | s_{t-1}, a_{t-1}) is "a Gaussian distribution parameterized by a GRU followed by
+feed-forward layers"; the representation model q(s_t | s_{t-1}, a_{t-1}, o_t) is "a variational
+encoder combined with the GRU". Here, per step:
 
     h_t = GRU(h_{t-1}, elu(W_s s_{t-1} + W_a a_t))      (``transition``; W_a is ``action_input``)
     prior     p(s_t | h_t)      = latent.dist(prior_head(h_t))
@@ -116,10 +117,10 @@ class RSSM:
                 horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Roll the prior forward ``horizon`` steps from ``start`` ([N, ...]) under ``policy``.
 
-        The policy reads detached features (seed 000 Algorithm 1, behaviour learning: the actor
-        is trained through the dynamics, not through its own input). Returns the features of
-        the ``horizon`` imagined states (the start excluded) ``[H, N, F]`` and the actions
-        ``[H, N, A]`` that led to them.
+        The policy reads detached features (Hafner et al., 2020, Algorithm 1, behaviour learning:
+        the actor is trained through the dynamics, not through its own input). Returns the
+        features of the ``horizon`` imagined states (the start excluded) ``[H, N, F]`` and the
+        actions ``[H, N, A]`` that led to them.
         """
         feats, actions = [], []
         state = start

@@ -1,9 +1,11 @@
 """Base class and weight-surgery helpers for transfer callbacks.
 
-A transfer method is a Lightning callback: :meth:`TransferCallback.apply` performs one-time weight
-surgery when training starts and :meth:`TransferCallback.on_step` follows a schedule measured in
-optimizer steps (``trainer.global_step``). The ``applied`` flag is saved with the checkpoint, so a
-resumed run keeps the weights it had instead of having the transfer applied a second time.
+A transfer method is a Lightning callback: :meth:`TransferCallback.configure` decides, at
+``setup``, what the run trains (frozen components, extra loss terms, streams, components);
+:meth:`TransferCallback.apply` performs one-time weight surgery when training starts and
+:meth:`TransferCallback.on_step` follows a schedule measured in optimizer steps
+(``trainer.global_step``). The ``applied`` flag is saved with the checkpoint, so a resumed run
+keeps the weights it had instead of having the transfer applied a second time.
 
 Lightning 2.6 order on ``trainer.fit(ckpt_path=...)`` with the default strategies: model and
 callback state are restored *before* ``on_fit_start``, optimizer and loop state (so
@@ -19,6 +21,8 @@ from typing import Any, Iterable, Mapping
 import lightning as L
 import torch
 from torch import nn
+
+from lightning_wm.pipeline.datamodule import Pipeline, PipelineDataModule
 
 _COMPONENT_PREFIX = "components."
 
@@ -148,7 +152,7 @@ def source_state_for(source: Mapping[str, dict], address: str) -> dict[str, torc
     prefix = f"{rest}." if rest else ""
     found = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
     if not found:
-        where = getattr(source, "path", "<source state>")
+        where = source.path if isinstance(source, SourceState) else "<source state>"
         raise KeyError(
             f"checkpoint '{where}' has no parameters under '{address}' "
             f"(its components: {sorted(source)})"
@@ -167,7 +171,18 @@ def _sync_across_ranks(module: nn.Module) -> None:
 
 # -- base callback -------------------------------------------------------------------------------
 class TransferCallback(L.Callback):
-    """One-time weight surgery at the start of training, plus an optional step schedule."""
+    """A transfer method: decisions at ``setup``, one-time weight surgery, a step schedule.
+
+    Hooks for subclasses, in the order they run:
+
+    - :meth:`configure` at ``setup``, on every start and resume, before a strategy wraps the
+      model and before the optimisers are built (as Lightning's ``BaseFinetuning`` freezes):
+      freeze components, add loss terms (:meth:`Agent.add_loss_term`), streams
+      (:meth:`Pipeline.add_source`) or components (:meth:`Agent.add_component`). Nothing it does
+      is in a checkpoint, so it must do the same on resume.
+    - :meth:`apply` once per run when training starts: weight surgery (never again on resume).
+    - :meth:`on_step` at every update with ``trainer.global_step``: schedules.
+    """
 
     freeze = staticmethod(freeze)
     unfreeze = staticmethod(unfreeze)
@@ -177,19 +192,26 @@ class TransferCallback(L.Callback):
     load_source = staticmethod(load_source)
     source_state_for = staticmethod(source_state_for)
 
+    #: True for callbacks that switch loss terms off for a while: a backward pass may then miss
+    #: whole parameters, which DDP must be told (``find_unused_parameters``)
+    leaves_parameters_unused: bool = False
+
     def __init__(self) -> None:
         self.applied = False
 
     # -- hooks for subclasses -------------------------------------------------------------------
+    def configure(self, agent, pipeline: Pipeline | None) -> None:
+        """Decisions about the model and the data, at ``setup`` (fresh and resumed runs);
+        ``pipeline`` is ``None`` when the trainer is fed by plain dataloaders."""
+
     def apply(self, agent) -> None:
         """Weight surgery, run once per training run (never again on resume)."""
-        raise NotImplementedError
 
     def on_step(self, agent, step: int) -> None:
         """Called at the start of every training batch with ``trainer.global_step``."""
 
     def on_resume(self, agent) -> None:
-        """Re-establish what a checkpoint does not hold (``requires_grad`` flags).
+        """Re-establish what a checkpoint does not hold and :meth:`configure` does not redo.
 
         Called instead of :meth:`apply` on resume. ``trainer.global_step`` is not restored yet
         at this point, so decide from the callback's own state; :meth:`on_step` follows.
@@ -220,6 +242,14 @@ class TransferCallback(L.Callback):
                 f"'{self.state_key}' (its callback states: {sorted(map(str, saved))}); "
                 "the callback's arguments must match those of the run that wrote it"
             )
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # the data module's setup runs first, so the pipeline exists; the strategy wraps the
+        # model and builds the optimisers only after every setup hook. A fit on plain
+        # dataloaders (tests, notebooks) has no pipeline: callbacks that need one say so.
+        if stage == "fit":
+            dm = trainer.datamodule
+            self.configure(pl_module, dm.pipeline if isinstance(dm, PipelineDataModule) else None)
 
     def _start(self, trainer, agent) -> None:
         if self.applied:

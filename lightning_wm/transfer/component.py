@@ -1,13 +1,24 @@
-"""Transfer callbacks that rewrite component weights once, at the start of training (SPEC §2)."""
+"""Transfer callbacks that rewrite component weights once, at the start of training (SPEC §2).
+
+Every callback here is all-or-nothing: it resolves every address (:func:`select` raises
+:class:`UnknownComponentError` on a pattern that matches nothing), reads the source and checks
+the presence and shape of every parameter it will take from the source, for *all* addresses,
+before it changes a weight, a ``requires_grad`` flag or draws a random number. A failing transfer
+raises naming the parameter by its full address with target and source shapes, and leaves the
+agent (and the torch RNG) exactly as it was.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+import torch
 from torch import nn
 
 from lightning_wm.components import select
 from lightning_wm.transfer.base import (
     TransferCallback,
+    _check_compatible,
     copy_,
     freeze,
     load_source,
@@ -53,6 +64,107 @@ def _check_fraction(fraction: float) -> float:
     return float(fraction)
 
 
+# -- check everything, then change anything -----------------------------------------------
+def _under(key: str, prefix: str) -> bool:
+    return not prefix or key == prefix or key.startswith(f"{prefix}.")
+
+
+@dataclass
+class _Step:
+    """One address of a transfer plan: what it does and the source tensors it reads."""
+
+    address: str
+    mode: str  # "full" | "fractional" | "random" | "frozen"
+    module: nn.Module
+    #: source tensors keyed relative to ``address`` (empty for "random")
+    state: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    #: key prefixes (relative to ``address``; "" = all) a later "random" step re-initialises:
+    #: there the source is not required to fit (SPEC §2: e.g. ``transition.action_input``)
+    fresh: tuple[str, ...] = ()
+    #: keys that will not be taken from the source (set by :func:`_check_plan`)
+    skip: frozenset[str] = frozenset()
+
+    def is_fresh(self, key: str) -> bool:
+        return any(_under(key, prefix) for prefix in self.fresh)
+
+
+def _check_state(own: Mapping[str, torch.Tensor], source_state: Mapping[str, torch.Tensor],
+                 where: str) -> None:
+    """:func:`lightning_wm.transfer.base._check_compatible` on a state dict (same messages):
+    raise naming the first parameter missing, unexpected or of the wrong shape."""
+    full = (lambda k: f"{where}.{k}") if where else (lambda k: k)
+    missing = sorted(full(k) for k in set(own) - set(source_state))
+    unexpected = sorted(full(k) for k in set(source_state) - set(own))
+    if missing:
+        raise KeyError(f"source lacks parameter(s) {missing} of the target")
+    if unexpected:
+        raise KeyError(f"source has parameter(s) {unexpected} the target does not have")
+    for key, value in own.items():
+        if tuple(source_state[key].shape) != tuple(value.shape):
+            raise ValueError(
+                f"shape mismatch for '{full(key)}': target {tuple(value.shape)}, "
+                f"source {tuple(source_state[key].shape)}"
+            )
+
+
+def _check_plan(steps: Sequence[_Step]) -> None:
+    """Check every step against its source, all before any step runs; reads nothing random.
+
+    A key a later "random" step re-initialises is taken from the source when the source has it
+    in the target's shape (what the weights were before these checks existed, bit for bit) and
+    is otherwise left to that re-initialisation instead of being an error.
+    """
+    for step in steps:
+        if step.mode == "random":
+            continue
+        own = step.module.state_dict()
+        skip = frozenset(
+            k for k in set(own) | set(step.state) if step.is_fresh(k) and not (
+                k in own and k in step.state
+                and tuple(own[k].shape) == tuple(step.state[k].shape))
+        )
+        if skip:
+            _check_state({k: v for k, v in own.items() if k not in skip},
+                         {k: v for k, v in step.state.items() if k not in skip}, step.address)
+        else:  # the very check copy_ / mix_ make, made for every step before the first runs
+            _check_compatible(step.module, step.state, step.address)
+        step.skip = skip
+
+
+@torch.no_grad()
+def _run(step: _Step, fraction: float) -> None:
+    """Carry out one checked step (:func:`copy_` / :func:`mix_` / :func:`reinit`)."""
+    if step.mode == "random":
+        reinit(step.module)
+    elif not step.skip:  # the shared helpers (they re-check, which cannot fail now)
+        if step.mode == "fractional":
+            mix_(step.module, step.state, fraction, step.address)
+        else:
+            copy_(step.module, step.state, step.address)
+    elif step.mode == "fractional":  # mix_ without the keys a later step re-initialises
+        reinit(step.module)
+        for key, p in step.module.named_parameters():
+            if key not in step.skip:
+                p.add_(step.state[key].to(device=p.device, dtype=p.dtype), alpha=fraction)
+    else:  # copy_ without them
+        for key, value in step.module.state_dict(keep_vars=True).items():
+            if key not in step.skip:
+                value.copy_(step.state[key])
+
+
+def _sourced(steps: list[_Step], source) -> list[_Step]:
+    """Attach each non-random step's source tensors (raises on an absent address)."""
+    for step in steps:
+        if step.mode == "random":
+            continue
+        try:
+            step.state = source_state_for(source, step.address)
+        except KeyError:
+            if step.fresh != ("",):  # wholly re-initialised later: the source may lack it
+                raise
+    return steps
+
+
 class LoadComponents(TransferCallback):
     """Copy the named components (or sub-addresses) from a source checkpoint in full."""
 
@@ -67,9 +179,10 @@ class LoadComponents(TransferCallback):
     def apply(self, agent) -> None:
         targets = select(agent.components, self.components)  # resolve all before any surgery
         source = load_source(self.source)
-        states = {a: source_state_for(source, a) for a in targets}
-        for address, module in targets.items():
-            copy_(module, states[address], address)
+        steps = _sourced([_Step(a, "full", m) for a, m in targets.items()], source)
+        _check_plan(steps)  # every parameter of every address, before the first copy
+        for step in steps:
+            _run(step, 1.0)
 
 
 class FractionalTransfer(TransferCallback):
@@ -87,9 +200,10 @@ class FractionalTransfer(TransferCallback):
     def apply(self, agent) -> None:
         targets = select(agent.components, self.components)
         source = load_source(self.source)
-        states = {a: source_state_for(source, a) for a in targets}
-        for address, module in targets.items():
-            mix_(module, states[address], self.fraction, address)
+        steps = _sourced([_Step(a, "fractional", m) for a, m in targets.items()], source)
+        _check_plan(steps)  # before the first re-init draws a random number
+        for step in steps:
+            _run(step, self.fraction)
 
 
 class ModularTransfer(TransferCallback):
@@ -97,6 +211,11 @@ class ModularTransfer(TransferCallback):
 
     ``spec`` maps addresses to modes, or names a preset of :data:`PRESETS` (``"default"``,
     ``"full"``). "frozen" is a full copy whose parameters then get ``requires_grad=False``.
+
+    A finer address refines what a coarser one did: a "random" address inside a copied one is
+    re-initialised afterwards, so the source need not fit there. In the default preset that lets
+    a source with another action count transfer (``transition.action_input`` and ``actor`` are
+    fresh; nothing copied depends on the action count in Dreamer-style agents).
     """
 
     def __init__(self, source: str, spec: Mapping[str, str] | str = "default",
@@ -125,18 +244,27 @@ class ModularTransfer(TransferCallback):
             for address, module in select(agent.components, pattern).items()
         ]
 
+    def _plan(self, agent) -> list[_Step]:
+        steps = [_Step(a, mode, m) for a, mode, m in self._resolve(agent)]
+        for i, step in enumerate(steps):
+            prefixes = []
+            for later in steps[i + 1:]:
+                if later.mode != "random":
+                    continue
+                if later.address == step.address or step.address.startswith(f"{later.address}."):
+                    prefixes.append("")  # the whole of this step
+                elif later.address.startswith(f"{step.address}."):
+                    prefixes.append(later.address[len(step.address) + 1:])
+            step.fresh = ("",) if "" in prefixes else tuple(prefixes)
+        return steps
+
     def apply(self, agent) -> None:
-        plan = self._resolve(agent)  # raises on an absent address before anything changes
-        needs_source = any(mode != "random" for _, mode, _ in plan)
+        steps = self._plan(agent)  # raises on an absent address before anything changes
+        needs_source = any(step.mode != "random" for step in steps)
         source = load_source(self.source) if needs_source else {}
-        states = {a: source_state_for(source, a) for a, mode, _ in plan if mode != "random"}
-        for address, mode, module in plan:
-            if mode == "random":
-                reinit(module)
-            elif mode == "fractional":
-                mix_(module, states[address], self.fraction, address)
-            else:
-                copy_(module, states[address], address)
+        _check_plan(_sourced(steps, source))  # every address, before the first change
+        for step in steps:
+            _run(step, self.fraction)
         self.on_resume(agent)  # the freezing, shared with resume
 
     def on_resume(self, agent) -> None:
@@ -154,5 +282,6 @@ class ResetComponents(TransferCallback):
         return {"components": self.components}
 
     def apply(self, agent) -> None:
-        for module in select(agent.components, self.components).values():
+        targets = select(agent.components, self.components)  # every pattern, before any re-init
+        for module in targets.values():
             reinit(module)

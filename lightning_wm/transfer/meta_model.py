@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from lightning_wm.agents.protocol import MetaRewards, require
 from lightning_wm.transfer.base import TransferCallback, load_source, source_state_for
 
 
@@ -34,9 +35,7 @@ class MetaModelTransfer(TransferCallback):
 
     @staticmethod
     def _check_agent(agent) -> None:
-        if not hasattr(agent, "set_meta_rewards"):
-            raise TypeError(f"{type(agent).__name__} has no meta-model reward head "
-                            "(an agent with 'meta_sources' is needed)")
+        require(agent, MetaRewards, "meta-model transfer (an agent built with 'meta_sources')")
 
     def apply(self, agent) -> None:
         self._check_agent(agent)
@@ -46,6 +45,6 @@ class MetaModelTransfer(TransferCallback):
 
     def on_resume(self, agent) -> None:
         self._check_agent(agent)
-        if not bool(agent.meta_ready):
+        if not agent.meta_rewards_installed():
             raise RuntimeError("resumed a meta-model run whose checkpoint holds no source "
                                "reward models")

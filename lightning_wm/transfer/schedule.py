@@ -14,8 +14,10 @@ def _as_list(items: str | Sequence[str]) -> list[str]:
 class FreezeComponents(TransferCallback):
     """Freeze the named components, optionally until ``global_step >= until_step``.
 
-    Freezing happens after the optimizer is built, so the frozen parameters stay in it and
-    train again once unfrozen; while frozen they get no gradient and the optimizer skips them.
+    Freezing is decided at ``setup``, before a strategy wraps the model: DDP then never registers
+    the frozen parameters, so a backward that does not reach them is no error. The optimisers
+    still hold them, so with ``until_step`` they train again once unfrozen; while frozen they get
+    no gradient and the optimiser skips them.
     """
 
     def __init__(self, components: str | Sequence[str], until_step: int | None = None) -> None:
@@ -27,13 +29,18 @@ class FreezeComponents(TransferCallback):
     def key_args(self):
         return {"components": self.components, "until_step": self.until_step}
 
-    def apply(self, agent) -> None:
+    def configure(self, agent, pipeline) -> None:
+        if self.until_step is not None and pipeline is not None and pipeline.world > 1:
+            # DDP registers the parameters that need gradients when it wraps the model; one
+            # frozen then would never be averaged across ranks after unfreezing
+            raise ValueError("freeze with until_step cannot run under DDP (unfrozen parameters "
+                             "would not be synchronised); freeze for the whole run instead")
         freeze(select(agent.components, self.components))
 
     def on_resume(self, agent) -> None:
-        # requires_grad is not in the checkpoint; on_step unfreezes again if already due
-        if not self.unfrozen:
-            self.apply(agent)
+        # requires_grad is not in the checkpoint: configure froze again, undo if already due
+        if self.unfrozen:
+            unfreeze(select(agent.components, self.components))
 
     def on_step(self, agent, step: int) -> None:
         if self.unfrozen or self.until_step is None or step < self.until_step:
@@ -56,6 +63,9 @@ class LossSchedule(TransferCallback):
     early in training (SPEC §2, 001 variant 4). "Previous" is the agent's weight for the same
     pattern when training started, 1.0 if it had none.
     """
+
+    #: while terms are off, the parameters only they reach get no gradient
+    leaves_parameters_unused = True
 
     def __init__(self, terms: str | Sequence[str], weight: float = 0.0, *,
                  until_step: int) -> None:

@@ -41,42 +41,59 @@ def _assert_dependency_order(runs):
 
 
 @pytest.fixture(scope="module")
-def smoke():
-    return expand(load_suite("fake_transfer"), "smoke")
+def suite():
+    return load_suite("fake_transfer")
 
 
-def test_smoke_expansion(smoke):
+@pytest.fixture(scope="module")
+def smoke(suite):
+    return expand(suite, "smoke")
+
+
+def _env(suite, task: str) -> dict:
+    spec = suite.tasks[task]
+    return {"env": spec.env, "options": dict(spec.options)}
+
+
+def test_smoke_expansion(suite, smoke):
+    # the expected values come from the parsed suite: this checks how a suite expands, not what
+    # the YAML happens to say
+    prof, target = suite.profiles["smoke"], suite.targets[0]
+    (slot, source_name), = target.sources.items()
+    source = suite.sources[source_name]
     ids = [r.run_id for r in smoke]
-    assert len(ids) == len(set(ids)) == 8
+    assert len(ids) == len(set(ids)) == len(prof.seeds) * (1 + len(target.methods))
     _assert_dependency_order(smoke)
     assert {(r.kind, r.name, r.seed) for r in smoke} == {
-        ("source", "base", 0), ("source", "base", 1),
-        *{("target", m, s) for m in ("scratch", "finetune", "fractional") for s in (0, 1)}}
-    assert all(r.suite == "fake_transfer" and r.profile == "smoke" for r in smoke)
+        *{("source", source_name, s) for s in prof.seeds},
+        *{("target", m, s) for m in target.methods for s in prof.seeds}}
+    assert all(r.suite == suite.name and r.profile == "smoke" for r in smoke)
 
     sources = {r.seed: r for r in smoke if r.kind == "source"}
     for src in sources.values():
-        assert src.tasks == ["corridor"] and src.task == "corridor"
-        assert src.envs == [{"env": "corridor", "options": {"length": 8}}]
-        assert src.budget == 600 and src.deps == [] and src.slots == {}
+        assert src.tasks == source.tasks and src.task == "+".join(source.tasks)
+        assert src.envs == [_env(suite, t) for t in source.tasks]
+        assert src.budget == prof.budgets[source.budget] and src.deps == [] and src.slots == {}
         assert not src.is_baseline and src.baseline_run_id is None
-        assert src.run_id.startswith(f"src-base-s{src.seed}-")
+        assert src.run_id.startswith(f"src-{source_name}-s{src.seed}-")
 
     by_id = {r.run_id: r for r in smoke}
     targets = [r for r in smoke if r.kind == "target"]
     for t in targets:
-        assert t.task == "slippery" and t.tasks == ["slippery"] and t.budget == 400
-        assert t.envs == [{"env": "corridor", "options": {"length": 8, "slip": 0.1}}]
-        assert t.agent_config["eps_steps"] == 300  # profile override reaches the agent
+        assert t.task == target.task and t.tasks == [target.task]
+        assert t.budget == prof.budgets[suite.methods[t.name].budget]
+        assert t.envs == [_env(suite, target.task)]
+        # profile overrides reach the agent
+        assert all(t.agent_config[k] == v for k, v in prof.agent_config.items())
         if t.name == "scratch":
             assert t.is_baseline and t.baseline_run_id is None
             assert t.deps == [] and t.slots == {} and t.callbacks == []
         else:
             assert not t.is_baseline
             # the shared source of the same seed, trained once
-            assert t.slots == {"base": sources[t.seed].run_id}
+            assert t.slots == {slot: sources[t.seed].run_id}
             assert t.deps == [sources[t.seed].run_id]
-            assert t.callbacks[0]["source"] == "base"
+            assert t.callbacks[0]["source"] == slot
             base = by_id[t.baseline_run_id]
             assert base.name == "scratch" and base.is_baseline
             assert (base.task, base.seed, base.budget) == (t.task, t.seed, t.budget)
@@ -91,12 +108,14 @@ def test_source_shared_by_both_transfer_methods(smoke):
         assert {u.slots["base"] for u in users} == set(src_ids)
 
 
-def test_default_profile_uses_suite_seeds():
-    runs = expand(load_suite("fake_transfer"))  # default profile: laptop, no seed list of its own
-    assert {r.profile for r in runs} == {"laptop"}
-    assert {r.seed for r in runs} == {0, 1, 2}
-    assert {r.budget for r in runs if r.kind == "source"} == {3000}
-    assert len(runs) == 3 + 3 * 3
+def test_default_profile_uses_suite_seeds(suite):
+    default = suite.profiles[suite.default_profile]
+    assert default.seeds is None  # the case under test: a profile without a seed list
+    runs = expand(suite)
+    assert {r.profile for r in runs} == {suite.default_profile}
+    assert {r.seed for r in runs} == set(suite.seeds)
+    assert {r.budget for r in runs if r.kind == "source"} == {default.budgets["source"]}
+    assert len(runs) == len(suite.seeds) * (1 + len(suite.targets[0].methods))
 
 
 def test_methods_filter_keeps_the_paired_baseline(smoke):
@@ -122,7 +141,6 @@ def test_baseline_only_filter_trains_no_source():
 def test_seeds_filter(smoke):
     runs = expand(load_suite("fake_transfer"), "smoke", seeds=[1])
     assert {r.seed for r in runs} == {1}
-    assert len(runs) == 4
     assert {r.run_id for r in runs} == {r.run_id for r in smoke if r.seed == 1}
     runs = expand(load_suite("fake_transfer"), "laptop", seeds=[2, 0])
     assert {r.seed for r in runs} == {0, 2}
@@ -239,20 +257,21 @@ def test_hash_tracks_what_determines_the_outcome(mutate, changed, smoke, tmp_pat
     assert _changed(smoke, after) == changed
 
 
-def test_target_budget_role_applies_to_every_method_on_it(smoke, tmp_path):
+def test_target_budget_role_applies_to_every_method_on_it(suite, smoke, tmp_path):
     def longer(d):
         d["targets"][0]["budget"] = "long"
         for prof in d["profiles"].values():
             prof["budgets"]["long"] = 900
     after = expand(_suite(tmp_path, longer), "smoke")
-    assert {(r.kind, r.budget) for r in after} == {("source", 600), ("target", 900)}
+    source_budget = suite.profiles["smoke"].budgets["source"]
+    assert {(r.kind, r.budget) for r in after} == {("source", source_budget), ("target", 900)}
     assert _changed(smoke, after) == {SCRATCH} | TRANSFER  # a new budget, so new hashes
 
 
 def test_target_hash_follows_its_source(smoke, tmp_path):
     """Only the source differs, so the target's own settings are equal but its hash is not."""
-    after = expand(_suite(tmp_path, lambda d: d["sources"]["base"].__setitem__("config", {"x": 1})),
-                   "smoke")
+    source_config = lambda d: d["sources"]["base"].__setitem__("config", {"gamma": 0.9})
+    after = expand(_suite(tmp_path, source_config), "smoke")
     old = {_key(r): r for r in smoke}
     for r in after:
         if r.name == "finetune":

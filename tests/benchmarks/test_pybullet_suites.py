@@ -4,17 +4,21 @@ the multi-task source and re-drew the actor; MMTL kept the UFS encoder frozen an
 reward head with the source reward models."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from benchmarks.cli import main
 from benchmarks.results import load_results
+from benchmarks.suite import load_suite
+from lightning_wm.artifacts import CHECKPOINTS, MODEL
 
 pytest.importorskip("pybullet")
 
 
 def _weights(result) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(result.path / "checkpoints/model.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(result.path / CHECKPOINTS / MODEL, map_location="cpu", weights_only=True)
     return ckpt["state_dict"]
 
 
@@ -26,20 +30,34 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _run(suite: str, out) -> tuple[dict, str]:
+def _run(suite: str, out) -> dict:
+    """Run the smoke profile; check the report has a cell for every task x method the profile
+    selects, and shows every paper value the suite gives for those tasks beside ours."""
     assert main(["run", suite, "--profile", "smoke", "--out", str(out)]) == 0
     root = out / suite / "smoke"
     runs = {(r.record.kind, r.record.method): r
             for r in load_results(root)}
     assert all(r.record.status == "completed" for r in runs.values())
-    return runs, (root / "leaderboard.md").read_text()
+    report = json.loads((root / "leaderboard.json").read_text())["reports"][0]
+    spec = load_suite(suite)
+    profile = spec.profiles["smoke"]
+    cells = {(c["task"], c["method"]): c["n_seeds"] for c in report["cells"]}
+    assert cells == {(t, m): len(profile.seeds) for t in profile.tasks for m in profile.methods}
+    paper = {(ref.name, task, method, value) for ref in spec.references
+             for task, per in ref.values.items() if task in profile.tasks
+             for method, value in per.items()}
+    shown = {(ref["name"], row["task"], row["method"], row["paper"])
+             for ref in report["references"] for row in ref["rows"]}
+    assert paper and shown == paper
+    ours = [row["ours"] for ref in report["references"] if ref["metric"] in ("auc", "final")
+            for row in ref["rows"] if (row["task"], row["method"]) in cells]
+    assert ours and None not in ours
+    return runs
 
 
 @pytest.mark.slow
 def test_ftl_smoke_profile(tmp_path):
-    runs, board = _run("pybullet_ftl", tmp_path)
-    assert "Paper reference: Table 4" in board and "874 ± 121" in board  # the paper beside ours
-    assert "| pendulum | ftl_2src |" in board
+    runs = _run("pybullet_ftl", tmp_path)
     source = runs[("source", "mt_pendulum_2")]
     assert source.record.tasks == ["halfcheetah", "double_pendulum"]  # one multi-task agent
     src, ftl = _weights(source), _weights(runs[("target", "ftl_2src")])
@@ -54,8 +72,7 @@ def test_ftl_smoke_profile(tmp_path):
 
 @pytest.mark.slow
 def test_mmtl_smoke_profile(tmp_path):
-    runs, board = _run("pybullet_mmtl", tmp_path)
-    assert "Paper reference: Table 4" in board and "731 ± 332" in board
+    runs = _run("pybullet_mmtl", tmp_path)
     ufs = _weights(runs[("source", "ufs")])
     enc = "components.encoder."
     for name in ("on_ufs_halfcheetah", "on_ufs_double_pendulum"):  # frozen UFS encoder

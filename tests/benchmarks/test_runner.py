@@ -50,8 +50,11 @@ def fake_agent(name, obs_shape, action_dim, discrete, config):
 
 
 def _run(tmp_path, fault):
-    suite = load_suite(_suite(tmp_path, {"fault": fault}))
-    specs = expand(suite, "smoke", seeds=[0])
+    suite = load_suite(_suite(tmp_path, {}))
+    # the fault reaches fake_agent through the run spec: a suite's agent config is bound to the
+    # real agent at validation, which rejects a key tiny_q does not take
+    specs = [dataclasses.replace(s, agent_config={**s.agent_config, "fault": fault})
+             if s.kind == "source" else s for s in expand(suite, "smoke", seeds=[0])]
     opts = ExecOptions(tmp_path / "out")
     factories = dataclasses.replace(Factories.default(), make_agent=fake_agent)
     launcher = LocalLauncher(opts, 1, factories)
@@ -75,7 +78,7 @@ def test_a_failing_source_blocks_its_targets_only(tmp_path, fault, message):
 
 def test_rerun_retries_a_failed_run(tmp_path):
     _run(tmp_path, "raise")
-    suite = load_suite(_suite(tmp_path, {}))  # fault fixed: new config hash, new source run
+    suite = load_suite(_suite(tmp_path, {}))  # fault fixed: the failed source run is run again
     records = run_graph(expand(suite, "smoke", seeds=[0]), LocalLauncher(ExecOptions(tmp_path / "out")),
                         lambda s, why: blocked_record(tmp_path / "out", s, why))
     assert all(r.status == "completed" for r in records)

@@ -256,3 +256,146 @@ def test_run_empty_seed_selection_is_bad_input(tmp_path, capsys):
     out_dir = tmp_path / "out"
     assert main(["run", "fake_transfer", "--seeds", ",", "--out", str(out_dir)]) == EXIT_INPUT
     assert capsys.readouterr().err.startswith("error: ")
+
+
+# -- free-form dicts bound to their receivers ---------------------------------------------------
+# id -> (mutation, field path of the dict holding the typo, the typo, an accepted key it misses)
+TYPOS = {
+    "method_agent_config": (_set("methods.scratch.config", {"eps_stpes": 10}),
+                            "methods.scratch.config", "eps_stpes", "eps_steps"),
+    "source_agent_config": (_set("sources.base.config", {"hiden": 8}),
+                            "sources.base.config", "hiden", "hidden"),
+    "profile_agent_config": (_set("profiles.laptop.agent_config", {"lr": 0.01, "gama": 0.9}),
+                             "profiles.laptop.agent_config", "gama", "gamma"),
+    "target_agent_config": (_set("targets.0.agent_config", {"latnet": 4}),
+                            "targets.0.agent_config", "latnet", "latent"),
+    "callback_args": (_set("methods.fractional.callbacks.0.args.fracton", 0.3),
+                      "methods.fractional.callbacks.0.args", "fracton", "fraction"),
+    "profile_callback_args": (_set("profiles.smoke.callback_args",
+                                   {"fractional": {"fractoin": 0.1}}),
+                              "profiles.smoke.callback_args.fractional", "fractoin", "fraction"),
+    "task_options": (_set("tasks.slippery.options.slipp", 0.2), "tasks.slippery.options", "slipp",
+                     "slip"),
+    "profile_task_options": (_set("profiles.nightly.task_options", {"lenght": 4}),
+                             "profiles.nightly.task_options", "lenght", "length"),
+    "training_block": (_set("profiles.smoke.training.colect_every", 10),
+                       "profiles.smoke.training", "colect_every", "collect_every"),
+}
+
+
+@pytest.mark.parametrize("case", list(TYPOS))
+def test_misspelt_key_fails_validate_and_run_naming_field_key_and_accepted(case, tmp_path, capsys):
+    mutate, field, typo, accepted = TYPOS[case]
+    path = _write(tmp_path, _mutated(mutate))
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    out, err = capsys.readouterr()
+    assert "valid suite" not in out
+    line = err.removeprefix("error: ").splitlines()[0]
+    assert line.startswith(f"{path}: {field}: "), line
+    unknown, known = line.split("accepted keys:", 1)
+    assert f"'{typo}'" in unknown and f"'{accepted}'" in known and f"'{typo}'" not in known, line
+
+    # run stops at the same check, before anything is written
+    out_dir = tmp_path / "out"
+    assert main(["run", str(path), "--profile", "smoke", "--out", str(out_dir)]) == EXIT_INPUT
+    assert f"{field}: " in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_callback_slot_given_to_a_callback_without_source(tmp_path, capsys):
+    """``source:`` is passed to the callback as an argument, so it is bound like one."""
+    freeze = {"name": "freeze", "source": "base", "args": {"components": ["q"]}}
+    path = _write(tmp_path, _mutated(_set("methods.finetune.callbacks", [freeze])))
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "methods.finetune.callbacks.0.source: " in err and "['source']" in err
+    assert "callback 'freeze'" in err
+
+
+def test_callback_arguments_are_bound_merged_with_the_profiles(tmp_path):
+    """A required argument may come from every profile's ``callback_args``; missing, it fails."""
+    schedule = {"name": "loss_schedule", "args": {"terms": ["q/*"]}}
+    data = _mutated(_set("methods.scratch.callbacks", [schedule]))
+    path = _write(tmp_path, data)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: methods.scratch.callbacks.0.args: ")
+    assert "loss_schedule" in msg and "until_step" in msg
+    for prof in data["profiles"].values():
+        prof["callback_args"] = {"loss_schedule": {"until_step": 100}}
+    load_suite(_write(tmp_path, data))
+
+
+def test_agent_config_value_rejected_by_the_agent_names_every_layer(tmp_path):
+    """Values are checked where the agent's own resolution checks them (Dreamer's presets)."""
+    data = copy.deepcopy(VALID)
+    data["tasks"] = {"corridor": {"env": "point"},
+                     "slippery": {"env": "point", "options": {"dim": 1}}}
+    for entry in [*data["sources"].values(), *data["methods"].values()]:
+        entry["agent"] = "dreamer"
+    for prof in data["profiles"].values():
+        prof["agent_config"] = {}
+    data["profiles"]["smoke"]["agent_config"] = {"size": "huge"}
+    with pytest.raises(SuiteError) as info:
+        load_suite(_write(tmp_path, data))
+    msg = str(info.value)
+    assert "size must be one of" in msg and "'huge'" in msg
+    assert "profiles.smoke.agent_config merged in" in msg
+
+
+def test_training_block_is_the_library_training_config(tmp_path):
+    """One list of fields: the profile's block binds to lightning_wm's TrainingConfig, with its
+    defaults filled in and its range checks applied."""
+    from dataclasses import asdict, fields
+
+    from lightning_wm.pipeline.config import TrainingConfig
+
+    suite = load_suite(FAKE)
+    for prof in suite.profiles.values():
+        assert list(prof.training) == [f.name for f in fields(TrainingConfig)]
+        assert prof.training == asdict(TrainingConfig(**prof.training))
+    path = _write(tmp_path, _mutated(_set("profiles.smoke.training.collect_every", 0)))
+    with pytest.raises(SuiteError, match=r"profiles\.smoke\.training: collect_every must be > 0"):
+        load_suite(path)
+    path = _write(tmp_path, _mutated(_set("profiles.smoke.training.task_sampling", "random")))
+    with pytest.raises(SuiteError, match="task_sampling must be one of"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "suites").glob("*.yaml")), ids=lambda p: p.stem)
+def test_committed_suite_validates_from_the_cli(path, capsys):
+    assert main(["validate", str(path)]) == EXIT_OK
+    assert "valid suite" in capsys.readouterr().out
+
+
+def test_checks_never_import_the_schema_module():
+    """benchmarks.suite runs the checks, so checks (and the bindings) must not import it back,
+    not even for types."""
+    import ast
+
+    for module in ("checks", "bindings"):
+        tree = ast.parse((REPO / "benchmarks" / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "benchmarks.suite" not in imported, module
+
+
+def test_options_of_a_diagnostics_own_env_are_bound_to_that_env(tmp_path, capsys):
+    """mario_levels' reconstruction plays an unseen level: its ``options`` are env options."""
+    recon = {"name": "reconstruction", "args": {"env": "corridor", "options": {"lenght": 4}}}
+    path = _write(tmp_path, _mutated(_set("methods.scratch.callbacks", [recon])))
+    assert main(["validate", str(path)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert f"{path}: methods.scratch.callbacks.0.args.options: " in err
+    assert "['lenght']" in err and "'length'" in err
+
+
+def test_env_option_arguments_name_real_callback_parameters():
+    import inspect
+
+    from benchmarks.bindings import ENV_OPTION_ARGS
+    from lightning_wm.callbacks import CALLBACK_REGISTRY
+
+    for name, (env_arg, options_arg) in ENV_OPTION_ARGS.items():
+        params = inspect.signature(CALLBACK_REGISTRY[name]).parameters
+        assert env_arg in params and options_arg in params, name

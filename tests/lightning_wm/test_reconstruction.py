@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from lightning_wm.agents import make_agent
-from lightning_wm.data.module import TrainingConfig
+from lightning_wm.artifacts import RECONSTRUCTION
+from lightning_wm.diagnostics.reconstruction import Reconstruction, random_trajectory
 from lightning_wm.envs import make_env
-from lightning_wm.reconstruction import FILE, Reconstruction, random_trajectory
+from lightning_wm.pipeline import TrainingConfig
 from lightning_wm.training import train
 
 CFG = TrainingConfig(collect_every=50, updates_per_collect=15, prefill=50, batch_size=4,
@@ -41,7 +42,7 @@ def test_frames_errors_and_untouched_training_streams(tmp_path):
     d = result.diagnostics
     assert set(d) == {"recon_mse_start", "recon_mse_end"}
     assert d["recon_mse_end"] < d["recon_mse_start"]  # trained decoder beats the fresh one
-    with np.load(tmp_path / "diag" / FILE) as data:
+    with np.load(tmp_path / "diag" / RECONSTRUCTION) as data:
         assert {k: data[k].shape for k in data} == {k: (4, 3, 64, 64) for k in ("observed", "start", "end")}
         assert data["observed"].dtype == np.uint8
         assert np.abs(data["end"].astype(int) - data["observed"]).mean() < \

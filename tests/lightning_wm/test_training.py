@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_wm.agents import make_agent
-from lightning_wm.data.module import TrainingConfig
+from lightning_wm.pipeline import TrainingConfig
 from lightning_wm.envs import make_env
 from lightning_wm.testing import CrashAfter
 from lightning_wm.training import LAST, MODEL, train

@@ -1,10 +1,10 @@
 """Collector throughput (pytest-benchmark): 4 slots of pixel ``pendulum_swingup`` under a random
 policy, envs stepped in-process (``env_workers=0``) or in 2 worker processes.
 
-pyproject passes ``--benchmark-disable``, so in the ordinary test run each body runs once. For
-numbers:
+Marked ``bench``: the ordinary test run leaves it out; ``pytest --bench`` runs each body once as
+a plain test (pyproject passes ``--benchmark-disable``). For numbers:
 
-    OMP_NUM_THREADS=1 pytest tests/perf/test_collection_speed.py --benchmark-enable
+    python -m benchmarks bench collector
 
 Each timed call collects ``STEPS`` collector steps (one per slot per lock-step; resets included
 when an episode ends). ``extra_info["collector_steps_per_s"]`` counts them; each is
@@ -20,6 +20,8 @@ pytest.importorskip("pybullet")
 from lightning_wm.data.collector import Collector  # noqa: E402
 from lightning_wm.data.replay import EpisodeReplay  # noqa: E402
 from lightning_wm.envs import make_env  # noqa: E402
+
+pytestmark = pytest.mark.bench
 
 SLOTS = 4
 STEPS = 80             # 20 lock-steps of the 4 slots

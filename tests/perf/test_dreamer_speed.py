@@ -11,13 +11,14 @@ One update is Algorithm 1's three optimiser steps on a replay batch, timed outsi
 ``eager`` against ``compile=True`` (the agent option that compiles the unrolled RSSM loops; the
 first call compiles, a minute or more on a small CPU, so those cases are ``slow``).
 
-pyproject passes ``--benchmark-disable``, so in the ordinary test run each body runs once as a
-plain test (``gpu`` ones are skipped without CUDA). For numbers:
+Marked ``bench``, with ``test_compiled_update_matches_eager`` (minutes of compilation): the
+ordinary test run leaves them out; ``pytest --bench`` runs each body once as a plain test
+(pyproject passes ``--benchmark-disable``; ``gpu`` ones are skipped without CUDA). For numbers:
 
-    OMP_NUM_THREADS=1 pytest tests/perf/test_dreamer_speed.py --benchmark-enable \\
-        --benchmark-columns=median,min,rounds --benchmark-json=/tmp/dreamer_speed.json
+    python -m benchmarks bench dreamer --out /tmp/dreamer_speed
 
-``extra_info["ms_per_update"]`` (median) and ``extra_info["steps_per_s"]`` are in the JSON.
+``extra_info["ms_per_update"]`` (median) and ``extra_info["steps_per_s"]`` are in the JSON
+(``/tmp/dreamer_speed/bench.json``).
 Results: ``results/bench/dreamer_update.md``.
 """
 from __future__ import annotations
@@ -29,9 +30,11 @@ import torch
 
 from lightning_wm.agents import make_agent
 from lightning_wm.data.collector import Collector
-from lightning_wm.data.module import AgentPolicy
 from lightning_wm.data.replay import EpisodeReplay
 from lightning_wm.envs import make_env
+from lightning_wm.pipeline import AgentPolicy
+
+pytestmark = pytest.mark.bench
 
 #: case -> (size, observation shape, action width, batch size)
 CASES = {

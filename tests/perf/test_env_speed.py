@@ -1,9 +1,9 @@
 """Environment throughput (pytest-benchmark): pybullet tasks, one env and two vectorised.
 
-pyproject passes ``--benchmark-disable``, so in the ordinary test run each benchmark body runs
-once as a plain (fast) test. For numbers:
+Marked ``bench``: the ordinary test run leaves it out; ``pytest --bench`` runs each body once as
+a plain test (pyproject passes ``--benchmark-disable``). For numbers:
 
-    OMP_NUM_THREADS=1 pytest tests/perf --benchmark-enable --benchmark-json=/tmp/env_speed.json
+    python -m benchmarks bench env
 
 Each timed call makes ``DECISIONS`` agent decisions with random actions (resets included when an
 episode ends); ``extra_info["env_steps_per_s"]`` counts simulator steps, i.e. after action repeat.
@@ -19,6 +19,8 @@ pytest.importorskip("pybullet")
 
 from lightning_wm.envs import make_env  # noqa: E402
 from lightning_wm.envs.pybullet import TASKS  # noqa: E402
+
+pytestmark = pytest.mark.bench
 
 DECISIONS = 50
 

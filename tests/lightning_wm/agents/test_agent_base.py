@@ -12,7 +12,7 @@ from torch import nn
 from lightning_wm.agents.base import Agent, NonFiniteLossError, assert_finite, linear_schedule
 from lightning_wm.agents.tiny_q import TinyQAgent
 from lightning_wm.losses import double_q_target, n_step_return
-from lightning_wm.data.module import AgentPolicy
+from lightning_wm.pipeline import AgentPolicy
 
 BASE = {"q/td": 1.0, "structure/d1": 2.0, "structure/d2": 4.0}
 
@@ -36,7 +36,8 @@ def one(scale=1.0):
 
 
 def loss(agent, batch):
-    return float(agent.total_loss(agent.stream_terms(batch)))
+    """The total of one update on ``batch`` (a single stream's batch goes in as ``main``)."""
+    return float(agent.update(batch if "main" in batch else {"main": batch}))
 
 
 def test_unweighted_total_is_the_sum():
@@ -55,7 +56,7 @@ def test_weights_scale_gradients():
     agent.set_loss_weight("structure/d1", 3.0)
     x = torch.tensor(2.0, requires_grad=True)
     terms = {"q/td": x * 1.0, "structure/d1": x * 1.0, "other/t": x * 1.0}
-    agent.total_loss(terms).backward()
+    agent.weighted(terms).backward()
     assert float(x.grad) == pytest.approx(1 + 3 + 1)
 
 
@@ -110,9 +111,9 @@ def test_all_weights_zero_raises():
         loss(agent, one())
 
 
-def test_plain_batch_terms_are_not_prefixed():
+def test_main_stream_terms_are_not_prefixed():
     agent = FixedAgent()
-    assert set(agent.stream_terms(one())) == set(BASE)
+    assert set(agent.stream_terms({"main": one()})) == set(BASE)
 
 
 def test_streams_prefix_and_scale():
@@ -123,7 +124,7 @@ def test_streams_prefix_and_scale():
     assert float(terms["aux:structure/d2"]) == pytest.approx(40.0)
     assert float(terms["q/td"]) == pytest.approx(1.0)
     # default stream weight is 1
-    assert float(agent.total_loss(terms)) == pytest.approx(7 + 70)
+    assert float(agent.weighted(terms)) == pytest.approx(7 + 70)
     agent.stream_weights["aux"] = 0.5
     assert loss(agent, batch) == pytest.approx(7 + 0.5 * 70)
 
@@ -152,14 +153,14 @@ def test_stream_weight_zero_skips_that_stream():
     terms = agent.stream_terms(batch)
     assert set(terms) == set(BASE)
     assert agent.calls == 1  # the aux stream's losses are not even computed
-    assert float(agent.total_loss(terms)) == pytest.approx(7.0)
+    assert float(agent.weighted(terms)) == pytest.approx(7.0)
 
 
 def test_stream_weight_zero_on_given_terms_is_ignored():
     agent = FixedAgent()
     agent.stream_weights["aux"] = 0.0
     terms = {"q/td": torch.tensor(1.0), "aux:q/td": torch.tensor(5.0)}
-    assert float(agent.total_loss(terms)) == pytest.approx(1.0)
+    assert float(agent.weighted(terms)) == pytest.approx(1.0)
 
 
 def test_checkpoint_hooks_round_trip_weights():
@@ -288,7 +289,7 @@ def test_tiny_q_loss_term_names(tiny):
     assert set(terms) == {"q/td", "reward/mse"}
     for value in terms.values():
         assert value.dim() == 0 and torch.isfinite(value)
-    total = tiny.total_loss(terms)
+    total = tiny.weighted(terms)
     total.backward()
     assert all(p.grad is not None for p in tiny.components.parameters())
     assert all(p.grad is None for p in tiny.target.parameters())

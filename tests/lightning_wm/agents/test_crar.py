@@ -91,17 +91,17 @@ def test_d2_by_hand():
 def test_term_names_and_structure_switch():
     agent = agent_88()
     with torch.no_grad():
-        terms = agent.stream_terms(small_batch())
+        terms = agent.stream_terms({"main": small_batch()})
     assert set(terms) == TERMS
     assert all(v.dim() == 0 and torch.isfinite(v) for v in terms.values())
-    full = float(agent.total_loss(terms))
+    full = float(agent.weighted(terms))
     assert full == pytest.approx(sum(float(v) for v in terms.values()), rel=1e-5)
     agent.set_loss_weight("structure/*", 0.0)
     kept = sum(float(v) for k, v in terms.items() if not k.startswith("structure/"))
-    assert float(agent.total_loss(terms)) == pytest.approx(kept, rel=1e-5)
+    assert float(agent.weighted(terms)) == pytest.approx(kept, rel=1e-5)
     agent.set_loss_weight("structure/*", 1.0)
     agent.set_loss_weight("structure/d1", 0.0)  # variant (3): omit L_d1 only
-    assert float(agent.total_loss(terms)) == pytest.approx(full - float(terms["structure/d1"]),
+    assert float(agent.weighted(terms)) == pytest.approx(full - float(terms["structure/d1"]),
                                                            rel=1e-5)
 
 
@@ -134,7 +134,7 @@ def test_conv_shapes_and_terms():
     agent = make_agent("crar", (48, 48), 4, True)
     assert agent.hparams.encoder == "conv" and agent.abstract_dim == 8 * 8 * 3
     assert agent.embed(torch.rand(3, 48, 48)).shape == (3, 192)
-    terms = agent.stream_terms(small_batch(4, (48, 48)))
+    terms = agent.stream_terms({"main": small_batch(4, (48, 48))})
     assert set(terms) == TERMS and all(torch.isfinite(v) for v in terms.values())
     with pytest.raises(ValueError):
         CRARAgent((48, 48), 4, abstract_dim=2, encoder="conv")
@@ -242,7 +242,7 @@ def test_n_step_windows_q_learns_from_the_first_transition_the_model_from_the_la
 
 
 def test_n_step_agent_trains_on_replay_windows_and_reloads(tmp_path):
-    from lightning_wm.data.module import TrainingConfig
+    from lightning_wm.pipeline import TrainingConfig
     from lightning_wm.envs import make_env
     from lightning_wm.training import train
     L.seed_everything(0, verbose=False)
@@ -281,7 +281,7 @@ def test_frozen_dynamics_step_moves_only_the_encoder():
             module.requires_grad_(False)
     before = {k: v.clone() for k, v in agent.state_dict().items()}
     opt = agent.configure_optimizers()
-    agent.total_loss(agent.stream_terms(small_batch())).backward()
+    agent.weighted(agent.stream_terms({"main": small_batch()})).backward()
     opt.step()
     after = agent.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -295,7 +295,7 @@ class FixedBatches(torch.utils.data.IterableDataset):
         self.batch, self.n = batch, n
 
     def __iter__(self):
-        return (self.batch for _ in range(self.n))
+        return ({"main": self.batch} for _ in range(self.n))
 
 
 def test_learns_the_torus_maze_through_a_trainer():
@@ -303,7 +303,7 @@ def test_learns_the_torus_maze_through_a_trainer():
     batch = torus_batch()
     agent = CRARAgent((8, 8), 4, lr=3e-3, target_every=50)  # lr above the seed's 5e-4: 300 steps
     with torch.no_grad():
-        start = agent.total_loss(agent.loss_terms(batch)).item()
+        start = agent.weighted(agent.loss_terms(batch)).item()
     trainer = L.Trainer(max_steps=300, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     loader = torch.utils.data.DataLoader(FixedBatches(batch, 300), batch_size=None)
@@ -311,7 +311,7 @@ def test_learns_the_torus_maze_through_a_trainer():
     assert trainer.global_step == 300
     with torch.no_grad():
         terms = agent.loss_terms(batch)
-        end = agent.total_loss(terms).item()
+        end = agent.weighted(terms).item()
         x, x_next = agent.embed(batch["obs"][:, 0]), agent.embed(batch["obs"][:, 1])
         pred = agent.predict(x, batch["action"][:, 1])["x_next"]
     assert end < start / 5, (start, end)  # about 2.2 -> 0.22

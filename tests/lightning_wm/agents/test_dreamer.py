@@ -1,5 +1,7 @@
-"""Dreamer (V1): components and addressing, one update, frozen parts, acting and its recurrent
-state, λ-returns by hand, determinism, modular transfer, and train() with an exact resume."""
+"""Dreamer (V1): components and addressing, declared capabilities, one update, frozen parts,
+acting and its recurrent state, λ-returns by hand, determinism, modular transfer, and train()
+with an exact resume. The update's seams (several streams, callbacks' extra terms, term hooks,
+one optimisation path under a Trainer) are in test_dreamer_update.py."""
 from __future__ import annotations
 
 import copy
@@ -11,11 +13,13 @@ from torch import nn
 
 from lightning_wm.agents import make_agent
 from lightning_wm.agents.dreamer import DreamerAgent, resolve_config
+from lightning_wm.agents.parts import DynamicsActorCritic, WorldModel
+from lightning_wm.agents.protocol import DataNeeds, Embeds, MetaRewards, Reconstructs
 from lightning_wm.components import select
-from lightning_wm.data.module import TrainingConfig
 from lightning_wm.envs import make_env
 from lightning_wm.losses import kl_free_nats, lambda_returns
-from lightning_wm.testing import CrashAfter, logged_update as update, same, snapshot
+from lightning_wm.pipeline import TrainingConfig
+from lightning_wm.testing import CrashAfter, logged_update, same, snapshot
 from lightning_wm.training import LAST, MODEL, train
 from lightning_wm.transfer import MODULAR_DEFAULT, ModularTransfer, freeze, reinit
 
@@ -46,6 +50,11 @@ def batch(agent: DreamerAgent, n: int = 4, seed: int = 0) -> dict[str, torch.Ten
             "task_id": torch.zeros(n, T, dtype=torch.long)}
 
 
+def update(a: DreamerAgent, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One standalone update on the single stream ``b``; the named terms it logged."""
+    return logged_update(a, {"main": b})
+
+
 # -- structure ------------------------------------------------------------------------------------
 def test_components_and_addresses():
     a = agent()
@@ -61,10 +70,56 @@ def test_components_and_addresses():
         select(a.components, name)
     assert a.sequence_length == resolve_config("tiny", {})["seq_len"]
     # optimisers cover the components exactly, in three disjoint groups
+    assert a.optimiser_groups() == {
+        "model": ["encoder", "representation", "transition", "decoder", "reward"],
+        "value": ["value"], "actor": ["actor"]}
     groups = [{id(p) for g in o.param_groups for p in g["params"]}
               for o in a.configure_optimizers()]
     assert sum(map(len, groups)) == len(set().union(*groups))
     assert set().union(*groups) == {id(p) for p in a.components.parameters()}
+    # the parts hold no parameters: checkpoints see components.*, meta_ready and nothing else
+    assert {k.split(".")[0] for k in a.state_dict()} == {"components", "meta_ready"}
+    assert isinstance(a.world_model, WorldModel) and isinstance(a.behaviour, DynamicsActorCritic)
+    assert a.world_model.components is a.components is a.behaviour.components
+
+
+def test_declared_capabilities():
+    a = agent()
+    assert isinstance(a, Reconstructs) and isinstance(a, MetaRewards)
+    assert not isinstance(a, Embeds)
+    assert a.data_needs() == DataNeeds(sequence_length=6, absorbing=None)
+    assert a.meta_rewards_installed() and not agent(meta_sources=1).meta_rewards_installed()
+    assert not a.automatic_optimization  # what training reads to let DDP find unused parameters
+    for probed in ("ddp_find_unused_parameters", "absorbing_replay"):
+        assert not hasattr(a, probed), probed
+    b = batch(a)
+    recon, target = a.reconstruct(b["obs"][0], b["action"][0])
+    assert recon.shape == target.shape == (a.sequence_length, *OBS)
+    assert torch.equal(target, b["obs"][0])
+
+
+def test_components_added_or_wrapped_by_callbacks_are_optimised():
+    """configure_optimizers reads the groups when called: a component a callback adds at setup
+    is trained by its group's optimiser; a wrapped one is the one the world model calls."""
+    a = agent()
+    a.add_component("discount", nn.Linear(a.feature_size, 1), "model")
+    model_opt = a.configure_optimizers()[0]
+    optimised = {id(p) for g in model_opt.param_groups for p in g["params"]}
+    assert {id(p) for p in a.components["discount"].parameters()} <= optimised
+    calls = []
+
+    class Spy(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            calls.append(x.shape)
+            return self.inner(x)
+
+    a.wrap_component("encoder", Spy)
+    a.world_model.loss(batch(a))
+    assert calls and calls[0][:2] == (4, a.sequence_length)
 
 
 def test_sizes_and_builder_errors():
@@ -165,6 +220,12 @@ def test_same_seed_same_update():
     tb = update(b, batch(b))
     assert all(torch.equal(ta[k], tb[k]) for k in ta)
     assert same(snapshot(a), snapshot(b))
+
+
+def test_update_needs_a_main_stream():
+    a = agent()
+    with pytest.raises(KeyError, match="'main' stream"):
+        a.update(batch(a))  # a plain batch, not {stream: batch}
 
 
 # -- acting ---------------------------------------------------------------------------------------

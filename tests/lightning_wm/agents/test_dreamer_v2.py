@@ -1,6 +1,7 @@
-"""DreamerV2: built on V1's code, straight-through categoricals, KL balancing by hand, the
-discount head, the reinforce actor and its entropy term, the slow target critic, continuous and
-pixel inputs, and train() on the corridor with absorbing sampling and an exact resume."""
+"""DreamerV2: V1's agent composed from other parts, straight-through categoricals, KL balancing
+by hand, the discount head, the reinforce actor and its entropy term, the slow target critic,
+continuous and pixel inputs, and train() on the corridor with absorbing sampling and an exact
+resume."""
 from __future__ import annotations
 
 import math
@@ -13,26 +14,28 @@ import torch.nn.functional as F
 from lightning_wm.agents import make_agent
 from lightning_wm.agents.dreamer import DreamerAgent
 from lightning_wm.agents.dreamer_v2 import DreamerV2Agent, resolve_config
-from lightning_wm.data.absorbing import AbsorbingReplay, with_absorbing
-from lightning_wm.data.module import TrainingConfig
+from lightning_wm.agents.parts import SlowCriticActorCritic, WorldModel, frozen
+from lightning_wm.agents.protocol import AbsorbingOptions, MetaRewards, Reconstructs
+from lightning_wm.data.absorbing import AbsorbingReplay
 from lightning_wm.envs import make_env
 from lightning_wm.losses import balanced_kl, categorical_kl, kl_balance
 from lightning_wm.nets.categorical import CategoricalLatent, OneHotActor
 from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.rssm import RSSM
-from lightning_wm.testing import CrashAfter, logged_update as update, same, snapshot
+from lightning_wm.pipeline import TrainingConfig
+from lightning_wm.testing import CrashAfter, logged_update, same, snapshot
 from lightning_wm.training import LAST, train
 
 V1_NAMES = {"encoder", "representation", "transition", "decoder", "reward", "value", "actor"}
 OBS, ACT = (6,), 3
 
 
-def agent(obs_shape=OBS, discrete=True, seed=0, **config) -> DreamerV2Agent:
+def agent(obs_shape=OBS, discrete=True, seed=0, **config) -> DreamerAgent:
     torch.manual_seed(seed)
     return make_agent("dreamer_v2", obs_shape, ACT, discrete, {"size": "tiny", **config})
 
 
-def batch(a: DreamerV2Agent, n: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+def batch(a: DreamerAgent, n: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random sequences; every sequence ends on a terminal step followed by one absorbing step."""
     g = torch.Generator().manual_seed(seed)
     T, shape = a.sequence_length, a.obs_shape
@@ -40,7 +43,7 @@ def batch(a: DreamerV2Agent, n: int = 4, seed: int = 0) -> dict[str, torch.Tenso
         obs = torch.randint(0, 256, (n, T, *shape), generator=g, dtype=torch.uint8)
     else:
         obs = torch.randn(n, T, *shape, generator=g)
-    if a.discrete:
+    if a.hparams.discrete:
         action = F.one_hot(torch.randint(0, ACT, (n, T), generator=g), ACT).float()
     else:
         action = torch.rand(n, T, ACT, generator=g) * 2 - 1
@@ -53,16 +56,27 @@ def batch(a: DreamerV2Agent, n: int = 4, seed: int = 0) -> dict[str, torch.Tenso
             "is_first": is_first, "is_terminal": is_terminal}
 
 
-# -- V2 is V1 plus overrides --------------------------------------------------------------------
-def test_extends_v1_and_reuses_its_code():
-    assert issubclass(DreamerV2Agent, DreamerAgent)
+def update(a: DreamerAgent, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One standalone update on the single stream ``b``; the named terms it logged."""
+    return logged_update(a, {"main": b})
+
+
+# -- V2 is V1's agent with other parts ----------------------------------------------------------
+def test_composed_from_v1s_agent_with_other_parts():
     a, v1 = agent(), make_agent("dreamer", OBS, ACT, False, {"size": "tiny"})
+    assert type(a) is type(v1) is DreamerAgent  # one agent class; DreamerV2Agent builds it
+    assert isinstance(DreamerV2Agent(OBS, ACT, "tiny"), DreamerAgent)
+    assert isinstance(a, Reconstructs) and isinstance(a, MetaRewards)
     assert type(a.rssm) is type(v1.rssm) is RSSM
+    assert type(a.world_model) is type(v1.world_model) is WorldModel
+    assert isinstance(a.behaviour, SlowCriticActorCritic) and a.behaviour.reinforce
+    assert a.target_value is a.behaviour.target
     for name in ("encoder", "representation", "transition", "decoder", "reward", "value"):
         assert type(a.components[name]) is type(v1.components[name]), name
-    for method in ("act", "initial_state", "reset_state", "predict_reward", "_optimise"):
-        assert getattr(DreamerV2Agent, method) is getattr(DreamerAgent, method), method
     assert set(a.components) == V1_NAMES | {"discount"}
+    # checkpoints keep their keys: the slow critic and its update count sit beside the components
+    assert {k.split(".")[0] for k in a.state_dict()} == {"components", "meta_ready",
+                                                        "target_value", "critic_updates"}
     assert isinstance(a.latent, CategoricalLatent) and a.latent.sample_size == 4 * 4
     assert isinstance(a.components["actor"], OneHotActor)
     assert all(m is not a.target_value for m in a.components.values())
@@ -72,6 +86,7 @@ def test_extends_v1_and_reuses_its_code():
     assert sum(map(len, groups)) == len(set().union(*groups))
     assert set().union(*groups) == {id(p) for p in a.components.parameters()}
     assert {id(p) for p in a.components["discount"].parameters()} <= groups[0]
+    assert a.optimiser_groups()["model"][-1] == "discount"
 
 
 def test_sizes_hyperparameters_and_builder_errors():
@@ -83,14 +98,21 @@ def test_sizes_hyperparameters_and_builder_errors():
     assert (paper["kl_balance"], paper["kl_scale"], paper["target_every"]) == (0.8, 0.1, 100)
     a = agent(kl_balance=0.7)
     assert a.hparams.kl_balance == 0.7 and a.hparams.deter == 16 and a.hparams.discrete
-    assert a.latent.balance == 0.7 and a.absorbing_replay == {"discrete": True}
-    assert agent(absorbing=False).absorbing_replay is None
+    assert a.latent.balance == 0.7
+    assert a.data_needs().absorbing == AbsorbingOptions(discrete=True)
+    assert agent(discrete=False).data_needs().absorbing == AbsorbingOptions(discrete=False)
+    assert agent(absorbing=False).data_needs().absorbing is None
+    assert a.data_needs().sequence_length == 6
     with pytest.raises(ValueError, match="images or flat vectors"):
         make_agent("dreamer_v2", (8, 8), ACT, True)
     with pytest.raises(ValueError, match="expl_noise"):
         agent(expl_noise=0.3)
     with pytest.raises(TypeError, match="bogus"):
         agent(bogus=1)
+    with pytest.raises(TypeError, match="known: .*kl_balance"):
+        resolve_config("tiny", {"bogus": 1})
+    with pytest.raises(ValueError, match="actor_grad"):
+        resolve_config("tiny", {"actor_grad": "both"})
 
 
 # -- categorical latents and KL balancing -------------------------------------------------------
@@ -133,7 +155,7 @@ def test_kl_balancing_by_hand():
 def test_discount_head_is_trained_on_terminals():
     a = agent(model_lr=1e-2)  # a fast world model: the test is about what it learns
     b = batch(a)
-    terms, states = a.world_model_loss(b)
+    terms, states = a.world_model.loss(b)
     logit = a.components["discount"](states.feature()).squeeze(-1)
     target = 1.0 - b["is_terminal"].float()
     expected = a.hparams.discount_scale * F.binary_cross_entropy_with_logits(logit, target)
@@ -143,8 +165,8 @@ def test_discount_head_is_trained_on_terminals():
         last = update(a, b)
     assert float(last["discount/nll"]) < 0.1 * first
     with torch.no_grad():
-        _, states = a.world_model_loss(b)
-        cont = a.predict_discount(states.feature())
+        _, states = a.world_model.loss(b)
+        cont = a.world_model.predict_discount(states.feature())
     terminal = b["is_terminal"]
     assert cont[terminal].max() < 0.5 < cont[~terminal].min()
 
@@ -153,11 +175,13 @@ def test_discount_head_is_trained_on_terminals():
 def test_reinforce_actor_reaches_only_the_actor_and_has_an_entropy_term():
     a = agent()
     b = batch(a)
-    terms, states = a.world_model_loss(b)
+    terms, states = a.world_model.loss(b)
     start = states.map(lambda x: x.detach().flatten(0, 1))
-    with a._world_model_params_fixed():
-        traj = a.imagine(start)
-        actor_terms, returns, weight = a.actor_loss(traj)
+    outside = [p for name in a.components if name != "actor"
+               for p in a.components[name].parameters()]
+    with frozen(outside):  # what the update does around the actor's loss
+        traj = a.behaviour.imagine(start, b["is_terminal"].flatten(0, 1).float())
+        actor_terms, (returns, weight) = a.behaviour.actor_terms(traj)
     assert not traj.feat.requires_grad                       # reinforce: no dynamics backprop
     assert set(actor_terms) == {"actor/reinforce", "actor/entropy"}
     H, N = a.hparams.horizon, start.deter.shape[0]
@@ -186,7 +210,7 @@ def test_actor_changes_and_entropy_alone_raises_entropy():
 
 def test_continuous_actions_backprop_through_the_dynamics():
     a = agent(discrete=False)
-    assert isinstance(a.components["actor"], ActorHead) and not a.reinforce
+    assert isinstance(a.components["actor"], ActorHead) and not a.behaviour.reinforce
     before = snapshot(a.components)
     terms = update(a, batch(a))
     assert {"actor/return", "actor/entropy", "discount/nll", "value/mse"} <= set(terms)
@@ -230,11 +254,10 @@ def test_grayscale_pixels_and_discrete_acting():
 
 # -- train() end to end, with absorbing sampling ----------------------------------------------
 class AbsorbingHook(L.Callback):
-    """What the data module's one-line hook does: hold the replay behind absorbing sampling."""
+    """Keeps a handle on the replay the pipeline built from the agent's declared data needs."""
 
-    def setup(self, trainer, pl_module, stage):
-        trainer.datamodule.replay = with_absorbing(trainer.datamodule.replay, pl_module)
-        self.replay = trainer.datamodule.replay
+    def on_train_end(self, trainer, pl_module):
+        self.replay = trainer.datamodule.driver.main.replay
 
 
 CFG = TrainingConfig(collect_every=20, updates_per_collect=3, prefill=20, batch_size=4,

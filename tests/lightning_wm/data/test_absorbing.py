@@ -1,5 +1,6 @@
-"""Absorbing-state sampling (seed 004 §5.2): short episodes padded past their end, exact
-compatibility with EpisodeReplay when no padding is allowed, and the opt-in helpers."""
+"""Absorbing-state sampling (the Mario levels study, SPEC §3): short episodes padded past their
+end, exact compatibility with EpisodeReplay when no padding is allowed, and the replay an agent's
+declared data needs pick."""
 from __future__ import annotations
 
 import pickle
@@ -7,8 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from lightning_wm.data.absorbing import (AbsorbingReplay, sample_absorbing, start_counts,
-                                         with_absorbing)
+from lightning_wm.agents.protocol import AbsorbingOptions
+from lightning_wm.data.absorbing import (AbsorbingReplay, make_replay, sample_absorbing,
+                                         start_counts)
 from lightning_wm.data.replay import FIELDS, EpisodeReplay
 
 A = 4  # action width
@@ -94,19 +96,13 @@ def test_continuous_padding_and_truncated_episodes():
     assert not batch["is_terminal"][~batch["is_absorbing"]].any()
 
 
-def test_opt_in_shares_storage_and_round_trips():
-    class Asks:
-        absorbing_replay = {"discrete": True}
-
-    class DoesNot:
-        pass
-
-    plain = EpisodeReplay(100)
-    plain.add_episode(episode(0, 3))
-    assert with_absorbing(plain, DoesNot()) is plain
-    wrapped = with_absorbing(plain, Asks())
-    assert isinstance(wrapped, AbsorbingReplay) and with_absorbing(wrapped, Asks()) is wrapped
-    assert wrapped.episodes[0]["obs"] is plain.episodes[0]["obs"]  # shared, not copied
+def test_declared_needs_pick_the_replay_and_state_round_trips():
+    plain = make_replay(100, None)
+    assert type(plain) is EpisodeReplay
+    wrapped = make_replay(100, AbsorbingOptions(discrete=False))
+    assert isinstance(wrapped, AbsorbingReplay) and not wrapped.discrete
+    wrapped = make_replay(100, AbsorbingOptions())
+    wrapped.add_episode(episode(0, 3))
     restored = AbsorbingReplay(1)
     restored.load_state_dict(pickle.loads(pickle.dumps(wrapped.state_dict())))
     x = sample_absorbing(wrapped, np.random.default_rng(5), 8, 6)

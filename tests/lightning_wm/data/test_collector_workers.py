@@ -245,7 +245,7 @@ def _train(tmp, workers, budget=400, callbacks=()):
     import lightning as L
 
     from lightning_wm.agents import make_agent
-    from lightning_wm.data.module import TrainingConfig
+    from lightning_wm.pipeline import TrainingConfig
     from lightning_wm.envs import make_env
     from lightning_wm.training import train
 

@@ -66,7 +66,7 @@ def test_crar_grid_heads_train_on_labyrinth_observations():
              "is_terminal": torch.zeros(n, 2), "task_id": torch.zeros(n, 2, dtype=torch.long)}
     terms = agent.loss_terms(batch)
     before = {k: p.clone() for k, p in agent.components.named_parameters()}
-    agent.total_loss(terms).backward()
+    agent.weighted(terms).backward()
     torch.optim.SGD(agent.components.parameters(), lr=0.1).step()
     changed = {k.split(".")[0] for k, p in agent.components.named_parameters()
                if not torch.equal(p, before[k])}

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from lightning_wm.agents import make_agent
-from lightning_wm.data.module import TrainingConfig
+from lightning_wm.callbacks import CALLBACK_REGISTRY, make_callback
+from lightning_wm.pipeline import TrainingConfig
 from lightning_wm.envs import make_env
 from lightning_wm.testing import CrashAfter, same, snapshot as sd
 from lightning_wm.training import LAST, train
-from lightning_wm.transfer import CALLBACKS, MetaModelTransfer, make_callback
+from lightning_wm.transfer import MetaModelTransfer
 
 ACT = 2
 
@@ -41,7 +42,7 @@ def sources(tmp_path_factory):
     paths, rewards = [], []
     for seed in (1, 2):
         src = dreamer(seed)
-        src.update(batch(src))
+        src.update({"main": batch(src)})
         path = root / f"source{seed}.ckpt"
         torch.save({"state_dict": src.state_dict()}, path)
         paths.append(str(path))
@@ -58,7 +59,7 @@ def test_reward_head_widens_and_sources_are_frozen_and_fed_in(sources):
     assert len(a.meta_rewards) == 2
     assert not any(p.requires_grad for p in a.meta_rewards.parameters())
     with pytest.raises(RuntimeError, match="meta_model"):
-        a.update(batch(a))  # refuses to train on random "sources"
+        a.update({"main": batch(a)})  # refuses to train on random "sources"
     MetaModelTransfer(paths).apply(a)
     for module, expected in zip(a.meta_rewards, rewards):
         assert same(sd(module), expected)
@@ -80,7 +81,7 @@ def test_update_trains_the_head_not_the_sources(sources):
                  for g in o.param_groups for p in g["params"]}
     assert not optimised & {id(p) for p in a.meta_rewards.parameters()}
     for _ in range(2):
-        a.update(batch(a))
+        a.update({"main": batch(a)})
     assert not same(sd(a.components["reward"]), head)
     for module, expected in zip(a.meta_rewards, rewards):
         assert same(sd(module), expected)
@@ -100,7 +101,7 @@ def test_errors(sources):
 
 def test_registry_resolves_a_list_of_source_slots(sources):
     paths, _ = sources
-    assert CALLBACKS["meta_model"] is MetaModelTransfer
+    assert CALLBACK_REGISTRY["meta_model"] is MetaModelTransfer
     cb = make_callback("meta_model", {"sources": ["hop", "pend"]},
                        {"hop": paths[0], "pend": paths[1]})
     assert isinstance(cb, MetaModelTransfer) and cb.sources == paths

@@ -8,19 +8,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightning_wm.agents.base import Agent
+from lightning_wm.callbacks import CALLBACK_REGISTRY, describe_callbacks, make_callback
 from lightning_wm.components import UnknownComponentError
+from lightning_wm.diagnostics import DIAGNOSTICS, EmbeddingAgreement, make_diagnostic
 from lightning_wm.transfer import (
-    CALLBACKS,
     MODULAR_DEFAULT,
     MODULAR_FULL,
+    TRANSFER_CALLBACKS,
     FractionalTransfer,
     FreezeComponents,
     LoadComponents,
     LossSchedule,
     ModularTransfer,
     ResetComponents,
-    describe_callbacks,
-    make_callback,
     reinit,
 )
 
@@ -95,7 +95,7 @@ class FakeAgent(Agent):
 
 def _loader():
     g = torch.Generator().manual_seed(0)
-    data = [{"obs": torch.randn(5, OBS, generator=g), "rew": torch.randn(5, generator=g)}
+    data = [{"main": {"obs": torch.randn(5, OBS, generator=g), "rew": torch.randn(5, generator=g)}}
             for _ in range(64)]
     return DataLoader(data, batch_size=None)
 
@@ -361,7 +361,20 @@ def test_make_callback_resolves_source_slots(source):
 
 def test_describe_callbacks():
     described = describe_callbacks()
-    assert sorted(described) == sorted(CALLBACKS) == sorted(
+    assert sorted(described) == sorted(CALLBACK_REGISTRY) == sorted(
         ["load_components", "fractional", "modular", "freeze", "reset", "loss_schedule",
          "embedding_agreement", "meta_model", "reconstruction"])
     assert all(line and "\n" not in line for line in described.values())
+
+
+def test_diagnostics_have_their_own_registry(source):
+    path, _ = source
+    assert set(DIAGNOSTICS) == {"embedding_agreement", "reconstruction"}
+    assert not set(DIAGNOSTICS) & set(TRANSFER_CALLBACKS)
+    for build in (make_diagnostic, make_callback):
+        cb = build("embedding_agreement", {"source": "base", "states": 8}, {"base": path})
+        assert isinstance(cb, EmbeddingAgreement) and cb.source == path and cb.states == 8
+    with pytest.raises(KeyError, match="embedding_agreement"):
+        make_diagnostic("fractional", {}, {})
+    with pytest.raises(KeyError, match="'base'"):
+        make_diagnostic("embedding_agreement", {"source": "other"}, {"base": path})

@@ -1,26 +1,26 @@
 """World-model reconstructions of a fixed trajectory: does the model see this level, or recall
-another? (thesis 004, Figure 8: frames of an unseen Mario level reconstructed by pre-trained
-agents show artifacts of the levels they were trained on.)
+another? (the Mario levels study of SPEC §3, its Figure 8: frames of an unseen Mario level
+reconstructed by pre-trained agents show artifacts of the levels they were trained on.)
 
 The callback plays one seeded random-action trajectory in an env (by default the run's own first
 task), filters it through the world model and decodes the posterior states. It does so when
 training starts (after transfer callbacks have loaded their components: the pre-trained model
 meets the level) and when it ends, records the mean squared reconstruction error of both, and
-saves the frames for the report's figure. Any agent with a ``reconstruct(obs, action)`` method
-(the Dreamer family) can be diagnosed.
+saves the frames for the report's figure. Any agent that declares
+:class:`~lightning_wm.agents.protocol.Reconstructs` (the Dreamer family) can be diagnosed.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 
+from lightning_wm.agents.protocol import Reconstructs, require
+from lightning_wm.artifacts import RECONSTRUCTION
 from lightning_wm.data.collector import action_width, derive_seed, random_actions, to_env_action
-
-FILE = "reconstruction.npz"
+from lightning_wm.diagnostics.base import Diagnostic, task_env
 
 
 def random_trajectory(env, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,26 +45,27 @@ def to_pixels(x: np.ndarray) -> np.ndarray:
     return np.clip((x + 0.5) * 255.0, 0, 255).round().astype(np.uint8)
 
 
-class Reconstruction(L.Callback):
+class Reconstruction(Diagnostic):
     """Reconstruct a fixed trajectory at the start and end of training (diagnostic)."""
 
     def __init__(self, env: str | None = None, options: dict[str, Any] | None = None,
                  frames: int = 5, stride: int = 8, seed: int = 0) -> None:
         if frames < 1 or stride < 1:
             raise ValueError("frames and stride must be at least 1")
+        super().__init__()
         self.env, self.options = env, dict(options or {})
         self.frames, self.stride, self.seed = int(frames), int(stride), int(seed)
         self.start: np.ndarray | None = None   # decoded frames before training (survives resume)
         self.start_mse: float | None = None
-        self.diagnostics: dict[str, float] = {}
 
     def _make_env(self, trainer):
         if self.env is None:
-            return trainer.datamodule.make_env(0)
+            return task_env(trainer)
         from lightning_wm.envs import make_env
         return make_env(self.env, self.options)
 
     def _reconstruct(self, trainer, agent) -> tuple[np.ndarray, np.ndarray, float]:
+        require(agent, Reconstructs, "the reconstruction diagnostic")
         env = self._make_env(trainer)
         try:
             obs, action = random_trajectory(env, self.frames * self.stride, self.seed)
@@ -91,8 +92,9 @@ class Reconstruction(L.Callback):
         self.diagnostics = {"recon_mse_start": self.start_mse, "recon_mse_end": mse}
         if trainer.is_global_zero and target.ndim == 4:  # images [K, C, H, W]: the figure's data
             n = min(len(target), len(self.start))
-            np.savez_compressed(Path(trainer.default_root_dir) / FILE, observed=to_pixels(target[:n]),
-                     start=to_pixels(self.start[:n]), end=to_pixels(end[:n]))
+            np.savez_compressed(Path(trainer.default_root_dir) / RECONSTRUCTION,
+                                observed=to_pixels(target[:n]), start=to_pixels(self.start[:n]),
+                                end=to_pixels(end[:n]))
 
     def state_dict(self) -> dict[str, Any]:
         return {"start": self.start, "start_mse": self.start_mse}

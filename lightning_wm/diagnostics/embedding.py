@@ -7,11 +7,14 @@ import copy
 from pathlib import Path
 from typing import NamedTuple
 
-import lightning as L
 import numpy as np
 import torch
 
+from lightning_wm.agents.protocol import Embeds, require
+from lightning_wm.artifacts import EMBEDDING
 from lightning_wm.data.collector import derive_seed
+from lightning_wm.diagnostics.base import Diagnostic, task_env
+from lightning_wm.transfer.base import copy_, load_source, source_state_for
 
 
 class PairedObservations(NamedTuple):
@@ -61,8 +64,6 @@ def embedding_spread(x: np.ndarray) -> float:
 
 def load_base(agent, source: str):
     """A copy of ``agent`` carrying the source checkpoint's components (shape-checked)."""
-    # imported here: the transfer registry imports this module to list the diagnostic
-    from lightning_wm.transfer.base import copy_, load_source, source_state_for
     base = copy.deepcopy(agent).cpu()
     state = load_source(source)
     for name, module in base.components.items():
@@ -70,18 +71,19 @@ def load_base(agent, source: str):
     return base.to(agent.device).eval()
 
 
-class EmbeddingAgreement(L.Callback):
+class EmbeddingAgreement(Diagnostic):
     """Record the embedding distance to the base model at the end of training (diagnostic)."""
 
     def __init__(self, source: str, env: str | None = None, states: int = 256, seed: int = 0) -> None:
+        super().__init__()
         self.source, self.env, self.states, self.seed = source, env, states, seed
-        self.diagnostics: dict[str, float] = {}
 
     def on_train_end(self, trainer, pl_module) -> None:
+        require(pl_module, Embeds, "embedding agreement")
         base = load_base(pl_module, self.source)
         was_training = pl_module.training
         pl_module.eval()
-        env = self.env or trainer.datamodule.make_env(0)  # default: the run's own (first) task
+        env = self.env or task_env(trainer)  # default: the run's own (first) task
         pairs = paired_observations(env, self.states, self.seed)
         distance, xb, xt = embedding_distance(base, pl_module, pairs)
         pl_module.train(was_training)
@@ -89,4 +91,4 @@ class EmbeddingAgreement(L.Callback):
                             "embedding_distance_rel": distance / max(embedding_spread(xb), 1e-8)}
         if trainer.is_global_zero:  # the figure's data; the report draws it
             extra = {} if pairs.next_index is None else {"next_index": pairs.next_index}
-            np.savez(Path(trainer.default_root_dir) / "embedding.npz", base=xb, transferred=xt, **extra)
+            np.savez(Path(trainer.default_root_dir) / EMBEDDING, base=xb, transferred=xt, **extra)
