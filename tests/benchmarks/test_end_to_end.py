@@ -46,8 +46,9 @@ def local_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_run_report_regress_local(local_run, capsys):
+def test_run_report_regress_local(local_run, capsys, reproduces):
     root = local_run.joinpath(*SUITE_DIR)
+    reproduces(root)  # the committed smoke results, byte for byte
     results = load_results(root)
     assert len(results) == _n_runs() and all(r.record.status == "completed" for r in results)
     targets = [r.record for r in results if r.record.kind == "target" and not r.record.is_baseline]

@@ -23,9 +23,10 @@ def _agent(result) -> CRARAgent:
 
 
 @pytest.mark.slow
-def test_smoke_profile_and_transfer_beats_scratch(tmp_path):
+def test_smoke_profile_and_transfer_beats_scratch(tmp_path, reproduces):
     assert main(["run", "inverse_maze", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     root = tmp_path / "inverse_maze" / "smoke"
+    reproduces(root)  # the committed smoke results, byte for byte
     assert (root / "leaderboard.md").exists()
     assert (root / "embedding_inverse_maze_smoke_maze_inverse_encoder_only.png").exists()
     runs = {(r.record.kind, r.record.method): r for r in load_results(root)}

@@ -25,9 +25,10 @@ def _encoder(result) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_smoke_profile_pretrains_then_fine_tunes_and_transfers(tmp_path):
+def test_smoke_profile_pretrains_then_fine_tunes_and_transfers(tmp_path, reproduces):
     assert main(["run", "mario_levels", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     root = tmp_path / "mario_levels" / "smoke"
+    reproduces(root)  # the committed smoke results, byte for byte
     results = load_results(root)
     assert all(r.record.status == "completed" for r in results)
     runs = {(r.record.task, r.record.method): r for r in results}

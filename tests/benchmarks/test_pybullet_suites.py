@@ -30,11 +30,13 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _run(suite: str, out) -> dict:
-    """Run the smoke profile; check the report has a cell for every task x method the profile
-    selects, and shows every paper value the suite gives for those tasks beside ours."""
+def _run(suite: str, out, reproduces) -> dict:
+    """Run the smoke profile; check it reproduces the committed smoke results, and that the
+    report has a cell for every task x method the profile selects and shows every paper value
+    the suite gives for those tasks beside ours."""
     assert main(["run", suite, "--profile", "smoke", "--out", str(out)]) == 0
     root = out / suite / "smoke"
+    reproduces(root)
     runs = {(r.record.kind, r.record.method): r
             for r in load_results(root)}
     assert all(r.record.status == "completed" for r in runs.values())
@@ -56,8 +58,8 @@ def _run(suite: str, out) -> dict:
 
 
 @pytest.mark.slow
-def test_ftl_smoke_profile(tmp_path):
-    runs = _run("pybullet_ftl", tmp_path)
+def test_ftl_smoke_profile(tmp_path, reproduces):
+    runs = _run("pybullet_ftl", tmp_path, reproduces)
     source = runs[("source", "mt_pendulum_2")]
     assert source.record.tasks == ["halfcheetah", "double_pendulum"]  # one multi-task agent
     src, ftl = _weights(source), _weights(runs[("target", "ftl_2src")])
@@ -71,8 +73,8 @@ def test_ftl_smoke_profile(tmp_path):
 
 
 @pytest.mark.slow
-def test_mmtl_smoke_profile(tmp_path):
-    runs = _run("pybullet_mmtl", tmp_path)
+def test_mmtl_smoke_profile(tmp_path, reproduces):
+    runs = _run("pybullet_mmtl", tmp_path, reproduces)
     ufs = _weights(runs[("source", "ufs")])
     enc = "components.encoder."
     for name in ("on_ufs_halfcheetah", "on_ufs_double_pendulum"):  # frozen UFS encoder
