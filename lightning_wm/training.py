@@ -50,7 +50,7 @@ class PhaseCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         driver = trainer.datamodule.driver
         steps = driver.env_steps
-        if driver.pending_updates == 0 and steps - self.last_saved >= self.every:
+        if driver.at_phase_boundary and steps - self.last_saved >= self.every:
             self.last_saved = steps
             save_atomically(trainer, self.path)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple, Protocol
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -68,6 +68,7 @@ class ExtraTerm(NamedTuple):
 TermHook = Callable[[str, Mapping[str, torch.Tensor]], None]
 
 
+@runtime_checkable
 class AgentProtocol(Protocol):
     """Everything the pipeline and callbacks use. :class:`lightning_wm.agents.base.Agent`
     implements the bookkeeping (loss-scale table, extra terms, hooks, components)."""

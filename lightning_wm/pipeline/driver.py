@@ -50,6 +50,12 @@ class Driver:
         """Env steps of the whole run (all ranks), the unit of budgets and curves."""
         return self.collector.env_steps * self.world
 
+    @property
+    def at_phase_boundary(self) -> bool:
+        """No update of the current phase is pending: the moment a checkpoint holds exactly the
+        replay, counters and RNG states of a collection-phase boundary."""
+        return self.pending_updates == 0
+
     def add_source(self, name: str, source: Source) -> None:
         """A further stream; its batches join every update from the next one on."""
         if not name or ":" in name:

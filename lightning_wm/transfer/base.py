@@ -86,10 +86,11 @@ def reinit(module: nn.Module) -> None:
             sub.reset_parameters()
 
 
-def _check_compatible(target: nn.Module, source_state: Mapping[str, torch.Tensor],
-                      where: str = "") -> None:
-    """Raise naming the first parameter missing, unexpected or of the wrong shape."""
-    own = target.state_dict()
+def _check_compatible(target: nn.Module | Mapping[str, torch.Tensor],
+                      source_state: Mapping[str, torch.Tensor], where: str = "") -> None:
+    """Raise naming the first parameter missing, unexpected or of the wrong shape; ``target`` is
+    a module or a state dict (a transfer plan checks parts of one)."""
+    own = target.state_dict() if isinstance(target, nn.Module) else target
     full = (lambda k: f"{where}.{k}") if where else (lambda k: k)
     missing = sorted(full(k) for k in set(own) - set(source_state))
     unexpected = sorted(full(k) for k in set(source_state) - set(own))

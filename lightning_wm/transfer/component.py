@@ -88,25 +88,6 @@ class _Step:
         return any(_under(key, prefix) for prefix in self.fresh)
 
 
-def _check_state(own: Mapping[str, torch.Tensor], source_state: Mapping[str, torch.Tensor],
-                 where: str) -> None:
-    """:func:`lightning_wm.transfer.base._check_compatible` on a state dict (same messages):
-    raise naming the first parameter missing, unexpected or of the wrong shape."""
-    full = (lambda k: f"{where}.{k}") if where else (lambda k: k)
-    missing = sorted(full(k) for k in set(own) - set(source_state))
-    unexpected = sorted(full(k) for k in set(source_state) - set(own))
-    if missing:
-        raise KeyError(f"source lacks parameter(s) {missing} of the target")
-    if unexpected:
-        raise KeyError(f"source has parameter(s) {unexpected} the target does not have")
-    for key, value in own.items():
-        if tuple(source_state[key].shape) != tuple(value.shape):
-            raise ValueError(
-                f"shape mismatch for '{full(key)}': target {tuple(value.shape)}, "
-                f"source {tuple(source_state[key].shape)}"
-            )
-
-
 def _check_plan(steps: Sequence[_Step]) -> None:
     """Check every step against its source, all before any step runs; reads nothing random.
 
@@ -124,7 +105,7 @@ def _check_plan(steps: Sequence[_Step]) -> None:
                 and tuple(own[k].shape) == tuple(step.state[k].shape))
         )
         if skip:
-            _check_state({k: v for k, v in own.items() if k not in skip},
+            _check_compatible({k: v for k, v in own.items() if k not in skip},
                          {k: v for k, v in step.state.items() if k not in skip}, step.address)
         else:  # the very check copy_ / mix_ make, made for every step before the first runs
             _check_compatible(step.module, step.state, step.address)

@@ -257,3 +257,41 @@ def test_component_names_stay_in_the_vocabulary():
         agent.add_component("q", nn.Linear(1, 1), "all")
     with pytest.raises(KeyError, match="no component 'value'"):
         agent.wrap_component("value", lambda m: m)
+
+
+# -- (b') a stream another policy fills: teacher rollouts ------------------------------------------
+def _always_second(obs, is_first):
+    action = np.zeros((len(obs), 2), np.float32)
+    action[:, 1] = 1.0
+    return action
+
+
+class Teacher(StreamCallback):
+    """A fixed policy's rollouts on the run's own task, 20 env steps after every phase."""
+
+    def __init__(self):
+        super().__init__("teacher", 0.5)
+        self.sources = []
+        self.names: set[str] = set()
+
+    def make_source(self, agent, pipeline):
+        agent.add_term_hook(lambda group, terms: self.names.update(terms))
+        self.sources.append(pipeline.rollout_source(self.stream, _always_second, 20))
+        return self.sources[-1]
+
+
+def test_rollout_stream_collects_with_its_own_policy_and_resumes(tmp_path):
+    teacher = Teacher()
+    full, result = _run(tmp_path / "full", [teacher])
+    source = teacher.sources[-1]
+    assert "teacher:q/td" in teacher.names
+    # every phase after the first added 20 teacher steps, not counted in the run's budget
+    assert result.env_steps == 400 and source.env_steps == 20 * 8
+    stored = source.replay.episodes
+    assert stored and all((ep["action"][1:, 1] == 1).all() for ep in stored)
+    crash = CrashAfter(250, tmp_path / "cut/checkpoints" / LAST)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tmp_path / "cut", [Teacher(), crash])
+    again = Teacher()
+    resumed, _ = _run(tmp_path / "cut", [again])
+    assert _same(full, resumed) and again.sources[-1].env_steps == source.env_steps
