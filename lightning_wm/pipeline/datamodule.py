@@ -6,6 +6,7 @@ narrow :class:`Pipeline` interface to callbacks, and stores the driver's state i
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Iterator
 
@@ -13,6 +14,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_wm.agents.protocol import DataNeeds
 from lightning_wm.data.absorbing import make_replay
 from lightning_wm.data.collector import Collector, EnvFactory, derive_seed
 from lightning_wm.data.replay import EpisodeReplay
@@ -37,7 +39,8 @@ class Pipeline:
 
     def stream_seed(self, name: str, *parts: int) -> int:
         """A seed of stream ``name`` of this run and rank, independent of every other stream."""
-        code = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little")
+        # a stable digest of the whole name (Python's hash() is salted per process)
+        code = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
         return derive_seed(self.seed, 20, code, self.rank, *parts)
 
     def rollout_source(self, name: str, policy, steps_per_phase: int,
@@ -61,7 +64,7 @@ class _Batches(IterableDataset):
 
 class PipelineDataModule(L.LightningDataModule):
     def __init__(self, make_env: EnvFactory, tasks: list[int], action_dim: int, budget: int,
-                 seed: int, config: TrainingConfig, needs) -> None:
+                 seed: int, config: TrainingConfig, needs: DataNeeds) -> None:
         super().__init__()
         self.make_env, self.tasks, self.action_dim = make_env, list(tasks), action_dim
         self.budget, self.seed, self.config, self.needs = budget, seed, config, needs

@@ -108,6 +108,8 @@ class Driver:
         return self._policy
 
     def sample(self) -> dict[str, dict[str, torch.Tensor]]:
+        """``{stream: batch}``: the main stream always, every other stream once it holds enough
+        data for a batch (a teacher's replay fills over the first phases)."""
         batches = {MAIN: self.main.sample()}
         for name, source in self.sources.items():
             if name != MAIN and source.ready():
