@@ -1,7 +1,7 @@
 """How collection feeds updates: the one training-config type of the library and the suite schema."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 #: how a multi-task run picks the task of its next episode: in turn, or drawn uniformly
 TASK_SAMPLING = ("round_robin", "uniform")
@@ -35,10 +35,11 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         # the suite schema binds a profile's ``training`` block to this type, so a bad value is
         # reported when the suite is validated, not when a run reaches it
-        problems = [f"{name} must be > 0, got {getattr(self, name)!r}"
-                    for name in POSITIVE if not getattr(self, name) > 0]
-        problems += [f"{name} must be >= 0, got {getattr(self, name)!r}"
-                     for name in NON_NEGATIVE if not getattr(self, name) >= 0]
+        values = asdict(self)
+        problems = [f"{name} must be > 0, got {values[name]!r}"
+                    for name in POSITIVE if not values[name] > 0]
+        problems += [f"{name} must be >= 0, got {values[name]!r}"
+                     for name in NON_NEGATIVE if not values[name] >= 0]
         if not 0 <= self.eval_epsilon <= 1:
             problems.append(f"eval_epsilon is a probability in [0, 1], got {self.eval_epsilon!r}")
         if not 0 <= self.reward_fraction < 1:
