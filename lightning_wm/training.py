@@ -16,13 +16,15 @@ from typing import Callable, Sequence
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 
+from lightning_wm.artifacts import CHECKPOINTS, LAST, LOGS, MODEL
 from lightning_wm.data.collector import EnvFactory
 from lightning_wm.diagnostics.base import Diagnostic
 from lightning_wm.pipeline.config import TrainingConfig
 from lightning_wm.pipeline.datamodule import PipelineDataModule
+from lightning_wm.transfer.base import TransferCallback
 
-LAST = "last.ckpt"     # full resume state (replay included); removed when the run completes
-MODEL = "model.ckpt"   # final weights, consumed by transfer targets
+# LAST (full resume state, replay included; removed when the run completes) and MODEL (final
+# weights, consumed by transfer targets) are re-exported: callers name them from here
 
 
 @dataclass
@@ -102,10 +104,10 @@ def make_logger(kind: str, run_dir: Path):
     """CSV by default; TensorBoard when installed. Each attempt of a resumed run gets its own
     version folder, so resuming never overwrites the logs of the attempt before."""
     if kind == "csv":
-        return CSVLogger(run_dir, name="logs")
+        return CSVLogger(run_dir, name=LOGS)
     if kind == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
-        return TensorBoardLogger(run_dir, name="logs")
+        return TensorBoardLogger(run_dir, name=LOGS)
     raise ValueError(f"logger must be 'csv' or 'tensorboard', not {kind!r}")
 
 
@@ -117,7 +119,6 @@ def ddp_strategy(agent: L.LightningModule, callbacks: Sequence[L.Callback], stra
     (``TransferCallback.leaves_parameters_unused``). DDP's reducer otherwise expects every
     backward to reach every parameter. Frozen parameters need neither: callbacks freeze at
     ``setup``, before DDP wraps the model, so its reducer never registers them."""
-    from lightning_wm.transfer.base import TransferCallback
     unused = not agent.automatic_optimization or any(
         isinstance(cb, TransferCallback) and cb.leaves_parameters_unused for cb in callbacks)
     if not unused:
@@ -136,7 +137,7 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
           logger: str = "csv") -> TrainResult:
     """Train ``agent`` for ``budget`` env steps; resume from ``run_dir/checkpoints/last.ckpt``."""
     run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / CHECKPOINTS
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / LAST
     dm = PipelineDataModule(make_env, list(tasks), action_dim, budget, seed, config,

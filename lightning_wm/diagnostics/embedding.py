@@ -1,5 +1,6 @@
 """Embedding agreement: does a transferred encoder map inverse visuals where the base model maps
-the normal ones? (seed 001 §5.2: the L2 distance is bimodal, ≈1.1 on success and ≈6.2 on
+the normal ones? (van Driessel and François-Lavet, "Component Transfer Learning for Deep RL Based
+on Abstract Representations", §5.2: the L2 distance is bimodal, ≈1.1 on success and ≈6.2 on
 failure.) A pure function plus a callback that records it at the end of a run."""
 from __future__ import annotations
 

@@ -86,11 +86,16 @@ def reinit(module: nn.Module) -> None:
             sub.reset_parameters()
 
 
-def _check_compatible(target: nn.Module | Mapping[str, torch.Tensor],
-                      source_state: Mapping[str, torch.Tensor], where: str = "") -> None:
-    """Raise naming the first parameter missing, unexpected or of the wrong shape; ``target`` is
-    a module or a state dict (a transfer plan checks parts of one)."""
-    own = target.state_dict() if isinstance(target, nn.Module) else target
+def _without(state: Mapping[str, torch.Tensor], skip: frozenset[str]) -> Mapping[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if k not in skip} if skip else state
+
+
+def _check_compatible(target: nn.Module, source_state: Mapping[str, torch.Tensor],
+                      where: str = "", skip: frozenset[str] = frozenset()) -> None:
+    """Raise naming the first parameter missing, unexpected or of the wrong shape; keys in
+    ``skip`` are not compared (a later re-initialisation provides them)."""
+    own = _without(target.state_dict(), skip)
+    source_state = _without(source_state, skip)
     full = (lambda k: f"{where}.{k}") if where else (lambda k: k)
     missing = sorted(full(k) for k in set(own) - set(source_state))
     unexpected = sorted(full(k) for k in set(source_state) - set(own))
@@ -107,29 +112,34 @@ def _check_compatible(target: nn.Module | Mapping[str, torch.Tensor],
 
 
 @torch.no_grad()
-def copy_(target: nn.Module, source_state: Mapping[str, torch.Tensor], where: str = "") -> None:
+def copy_(target: nn.Module, source_state: Mapping[str, torch.Tensor], where: str = "",
+          skip: frozenset[str] = frozenset()) -> None:
     """θ_T ← θ_S for every parameter and buffer of ``target`` (in place, shape-checked).
 
-    ``where`` (e.g. ``"reward.out"``) prefixes parameter names in error messages.
+    ``where`` (e.g. ``"reward.out"``) prefixes parameter names in error messages; keys in
+    ``skip`` keep the target's values (a later re-initialisation replaces them).
     """
-    _check_compatible(target, source_state, where)
+    _check_compatible(target, source_state, where, skip)
     for key, value in target.state_dict(keep_vars=True).items():
-        value.copy_(source_state[key])
+        if key not in skip:
+            value.copy_(source_state[key])
 
 
 @torch.no_grad()
 def mix_(target: nn.Module, source_state: Mapping[str, torch.Tensor], fraction: float,
-         where: str = "") -> None:
+         where: str = "", skip: frozenset[str] = frozenset()) -> None:
     """Fractional transfer θ_T ← θ_ε + λ θ_S, θ_ε a fresh :func:`reinit` of ``target``.
 
-    Only parameters are mixed; buffers (running statistics) keep the target's own values.
+    Only parameters are mixed; buffers (running statistics) keep the target's own values, and
+    parameters in ``skip`` stay θ_ε.
     """
     if not math.isfinite(fraction):
         raise ValueError(f"fraction must be finite, got {fraction}")
-    _check_compatible(target, source_state, where)  # before touching anything
+    _check_compatible(target, source_state, where, skip)  # before touching anything
     reinit(target)
     for key, p in target.named_parameters():
-        p.add_(source_state[key].to(device=p.device, dtype=p.dtype), alpha=fraction)
+        if key not in skip:
+            p.add_(source_state[key].to(device=p.device, dtype=p.dtype), alpha=fraction)
 
 
 def load_source(path: str) -> SourceState:

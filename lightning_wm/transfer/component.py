@@ -99,38 +99,25 @@ def _check_plan(steps: Sequence[_Step]) -> None:
         if step.mode == "random":
             continue
         own = step.module.state_dict()
-        skip = frozenset(
+        step.skip = frozenset(
             k for k in set(own) | set(step.state) if step.is_fresh(k) and not (
                 k in own and k in step.state
                 and tuple(own[k].shape) == tuple(step.state[k].shape))
         )
-        if skip:
-            _check_compatible({k: v for k, v in own.items() if k not in skip},
-                         {k: v for k, v in step.state.items() if k not in skip}, step.address)
-        else:  # the very check copy_ / mix_ make, made for every step before the first runs
-            _check_compatible(step.module, step.state, step.address)
-        step.skip = skip
+        # the very check copy_ / mix_ make, made for every step before the first runs
+        _check_compatible(step.module, step.state, step.address, step.skip)
 
 
 @torch.no_grad()
 def _run(step: _Step, fraction: float) -> None:
     """Carry out one checked step (:func:`copy_` / :func:`mix_` / :func:`reinit`)."""
+    # copy_ / mix_ re-check, which cannot fail now; keys in ``skip`` are left to a later step
     if step.mode == "random":
         reinit(step.module)
-    elif not step.skip:  # the shared helpers (they re-check, which cannot fail now)
-        if step.mode == "fractional":
-            mix_(step.module, step.state, fraction, step.address)
-        else:
-            copy_(step.module, step.state, step.address)
-    elif step.mode == "fractional":  # mix_ without the keys a later step re-initialises
-        reinit(step.module)
-        for key, p in step.module.named_parameters():
-            if key not in step.skip:
-                p.add_(step.state[key].to(device=p.device, dtype=p.dtype), alpha=fraction)
-    else:  # copy_ without them
-        for key, value in step.module.state_dict(keep_vars=True).items():
-            if key not in step.skip:
-                value.copy_(step.state[key])
+    elif step.mode == "fractional":
+        mix_(step.module, step.state, fraction, step.address, step.skip)
+    else:
+        copy_(step.module, step.state, step.address, step.skip)
 
 
 def _sourced(steps: list[_Step], source) -> list[_Step]:
