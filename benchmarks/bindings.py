@@ -16,7 +16,8 @@ from dataclasses import asdict, fields
 from functools import cache
 from typing import Any, Callable, Iterable, Mapping
 
-from lightning_wm.options import UnknownOptionsError, bind_options, check_options
+from lightning_wm.options import (UnknownOptionsError, bind_options, check_option_types,
+                                  check_options, declared_types)
 
 #: a dict as the suite writes it: its field path and its keys
 Layer = tuple[str, Mapping[str, Any]]
@@ -115,7 +116,9 @@ def bind_training(block: Mapping[str, Any]) -> dict[str, Any]:
     config_type = _training_type()
     try:
         check_options(config_type.__name__, block, [f.name for f in fields(config_type)])
-    except UnknownOptionsError as e:
+        # strictly typed first: pydantic's coercion would take ``true`` or ``"64"`` for an int
+        check_option_types(config_type.__name__, declared_types(config_type), block)
+    except TypeError as e:
         raise ValueError(str(e)) from None  # pydantic reports a ValueError at the block's path
     # a field's bad type or range (``__post_init__``) surfaces as pydantic errors at its path
     return asdict(_training_adapter().validate_python(dict(block)))

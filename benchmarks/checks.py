@@ -7,12 +7,55 @@ passed in, never imported: :mod:`benchmarks.suite` runs these checks from its va
 """
 from __future__ import annotations
 
+from functools import cache
+from typing import Any, Mapping
+
 from benchmarks.bindings import check_bindings
+
+#: env steps a budget (or a learn_within claim) may ask for: 400x the longest budget committed
+#: (mario_levels' paper profile, 2.5M decisions) and 20x Atari's 200M frames, yet a typo of a few
+#: extra digits fails here instead of starting a run that would take years. Equal to
+#: :data:`lightning_wm.pipeline.config.MAX_STEPS` (not imported: that package loads lightning)
+MAX_ENV_STEPS = 10 ** 9
+#: the pad options every env takes (:data:`lightning_wm.envs.PAD_OPTIONS`): widths, or none
+PAD_TYPES = {"pad_obs": int | None, "pad_action": int | None}
 
 
 def _need(name: str, known, where: str, what: str) -> None:
     if name not in known:
-        raise ValueError(f"{where}: unknown {what} '{name}' (expected one of {sorted(known)})")
+        raise ValueError(f"{where}: unknown {what} {name!r} (expected one of {sorted(known)})")
+
+
+def _steps(steps: int, where: str) -> None:
+    if not 0 < steps <= MAX_ENV_STEPS:
+        shown = f"{steps:,}" if abs(steps) < 10 ** 15 else f"a {len(str(abs(steps)))}-digit number"
+        raise ValueError(f"{where}: expected a positive step count of at most {MAX_ENV_STEPS:,}, "
+                         f"got {shown}")
+
+
+def check_env(env_id: str, options: Mapping[str, Any]) -> None:
+    """The library's check of option names, then their values against the types the env's
+    constructor declares, so ``length: "8"`` fails at validate rather than inside a run."""
+    from lightning_wm.envs import check_env_options
+    from lightning_wm.options import check_option_types
+
+    check_env_options(env_id, options)
+    check_option_types(f"env '{env_id}'", _env_types(env_id), options)
+
+
+@cache
+def _env_types(env_id: str) -> dict[str, Any]:
+    from lightning_wm.envs import ENVS, PYBULLET_TASKS
+    from lightning_wm.options import declared_types
+
+    # the lazy adapters take **options; their real receivers are importable without simulators
+    if env_id in PYBULLET_TASKS:
+        from lightning_wm.envs.pybullet import PyBulletEnv as receiver
+    elif env_id == "mario":
+        from lightning_wm.envs.mario import MarioEnv as receiver
+    else:
+        receiver = ENVS[env_id]
+    return {**declared_types(receiver), **PAD_TYPES}
 
 
 def cross_check(suite) -> None:
@@ -20,7 +63,7 @@ def cross_check(suite) -> None:
     # imported here: the registries import torch, which `import benchmarks.suite` should not
     from lightning_wm.agents import AGENTS, check_agent_config
     from lightning_wm.callbacks import CALLBACK_REGISTRY as CALLBACKS
-    from lightning_wm.envs import ENVS, check_env_options
+    from lightning_wm.envs import ENVS
 
     for tname, task in suite.tasks.items():
         _need(task.env, ENVS, f"tasks.{tname}.env", "env")
@@ -42,7 +85,7 @@ def cross_check(suite) -> None:
     _check_profiles(suite, CALLBACKS)
     _check_metrics(suite)
     check_no_cycle(suite)
-    check_bindings(suite, check_agent_config, check_env_options, CALLBACKS)
+    check_bindings(suite, check_agent_config, check_env, CALLBACKS)
 
 
 def _check_callbacks(callbacks, slots: set[str], where: str, registry) -> None:
@@ -91,8 +134,7 @@ def _check_profiles(suite, callbacks) -> None:
                 raise ValueError(f"profiles.{pname}.budgets: missing budget '{role}' "
                                  f"(expected '{role}: <env steps>')")
         for role, steps in prof.budgets.items():
-            if steps <= 0:
-                raise ValueError(f"profiles.{pname}.budgets.{role}: expected a positive step count")
+            _steps(steps, f"profiles.{pname}.budgets.{role}")
         for j, t in enumerate(prof.tasks or []):
             _need(t, target_tasks, f"profiles.{pname}.tasks.{j}", "target task")
         for name in prof.source_seeds:
@@ -112,8 +154,7 @@ def _check_metrics(suite) -> None:
         if task not in m.thresholds:
             raise ValueError(f"metrics.learn_within.{task}: the task has no threshold to reach "
                              f"(expected 'metrics.thresholds.{task}: <return>')")
-        if steps <= 0:
-            raise ValueError(f"metrics.learn_within.{task}: expected a positive step count")
+        _steps(steps, f"metrics.learn_within.{task}")
 
 
 def check_no_cycle(suite) -> None:

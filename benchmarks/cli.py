@@ -6,13 +6,16 @@ or arguments), with a message naming the file and field.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
 from benchmarks import bench
+from benchmarks.names import NAME_FORM, is_name
 from benchmarks.results import ResultError
-from benchmarks.suite import SuiteError
+from benchmarks.suite import SEED_LIMIT, SuiteError
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
@@ -29,8 +32,82 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
 
 
+def _seeds(text: str) -> list[int]:
+    seeds = _ints(text)
+    bad = [s for s in seeds if not 0 <= s < SEED_LIMIT]
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**32), got {bad[0]}")
+    return seeds
+
+
 def _names(text: str) -> list[str]:
-    return [x for x in text.split(",") if x]
+    names = [x for x in text.split(",") if x]
+    for name in names:
+        _name(name)
+    return names
+
+
+def _name(text: str) -> str:
+    # names become folders and run ids: refuse here what the suite schema refuses in YAML
+    if not is_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid name (expected {NAME_FORM})")
+    return text
+
+
+#: local runs are processes on this machine, devices are per run: beyond these it is a typo
+MAX_WORKERS, MAX_DEVICES = 256, 1024
+#: Lightning accelerators this project runs on; tpu, ipu and hpu need backends (torch_xla, ...)
+#: it neither depends on nor tests
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+#: the strategies :func:`lightning_wm.training.ddp_strategy` knows (it adds
+#: find_unused_parameters where a frozen component needs it); fsdp and deepspeed shard
+#: parameters, which the transfer callbacks' whole-component copies do not handle
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _int_in(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def _devices(text: str) -> int | str:
+    return "auto" if text == "auto" else _int_in(1, MAX_DEVICES)(text)
+
+
+def _float_from(low: float, inclusive: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            bound = f">= {low:g}" if inclusive else f"> {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        return value
+    return parse
+
+
+def _out_dir(text: str) -> Path:
+    """A directory to write under: an existing directory, or a path whose nearest existing
+    ancestor is a directory this process may create entries in. Checked before anything trains,
+    so a bad ``--out`` does not surface as a crash after the first run finished."""
+    path = Path(text).absolute()
+    try:
+        ancestor = next(p for p in (path, *path.parents) if p.exists())
+    except ValueError:  # a NUL byte in the path
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable path") from None
+    if not ancestor.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {ancestor} exists and is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {ancestor} is not writable")
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,25 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a suite: train sources, then targets and their paired "
                                    "scratch baselines; skip finished runs, resume interrupted ones.")
     r.add_argument("suite", help="suite name (suites/NAME.yaml) or a path to a suite YAML")
-    r.add_argument("--profile", help="budget profile (default: the suite's default_profile)")
+    r.add_argument("--profile", type=_name,
+                   help="budget profile (default: the suite's default_profile)")
     r.add_argument("--tasks", type=_names, help="comma-separated target tasks")
     r.add_argument("--methods", type=_names, help="comma-separated methods")
-    r.add_argument("--seeds", type=_ints, help="comma-separated seeds")
-    r.add_argument("--out", type=Path, default=Path("runs"), help="output root (default: runs/)")
+    r.add_argument("--seeds", type=_seeds, help="comma-separated seeds, each in [0, 2**32)")
+    r.add_argument("--out", type=_out_dir, default="runs", help="output root (default: runs/)")
     r.add_argument("--launcher", choices=("local", "ray"), default="local")
-    r.add_argument("--workers", type=int, default=1, help="local: parallel runs (processes)")
+    r.add_argument("--workers", type=_int_in(1, MAX_WORKERS), default=1,
+                   help=f"local: parallel runs (processes, 1 to {MAX_WORKERS})")
     r.add_argument("--ray-address", help="ray: cluster address (default: start a local Ray)")
-    r.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs requested per run")
-    r.add_argument("--accelerator", help="override the profile's accelerator (cpu, gpu, auto)")
-    r.add_argument("--devices", default="1", help="devices per run (Lightning)")
-    r.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    r.add_argument("--gpus-per-run", type=_float_from(0.0, inclusive=True), default=0.0,
+                   help="ray: GPUs requested per run")
+    r.add_argument("--accelerator", choices=ACCELERATORS,
+                   help="override the profile's accelerator")
+    r.add_argument("--devices", type=_devices, default="1",
+                   help=f"devices per run (Lightning): 1 to {MAX_DEVICES}, or auto")
+    r.add_argument("--strategy", choices=STRATEGIES, default="auto", help="Lightning strategy")
     r.add_argument("--logger", choices=("csv", "tensorboard"), default="csv",
                    help="Lightning logger per run (tensorboard needs the [tensorboard] extra)")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     rep = sub.add_parser("report", help="leaderboard (markdown + JSON) and plots from a results dir",
                          description="Write leaderboard.md, leaderboard.json and learning-curve PNGs.")
     rep.add_argument("dir", type=Path)
-    rep.add_argument("--out", type=Path, help="where to write (default: DIR)")
+    rep.add_argument("--out", type=_out_dir, help="where to write (default: DIR)")
     g = sub.add_parser("regress", help="nightly verdict: current runs against a baseline set",
                        description="Exit 1 when a learning or speed regression is found, else 0.")
     g.add_argument("--baseline", type=Path,
@@ -69,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(scratch, and from-scratch sources of a task with learn_within, must "
                         "reach the task's threshold in most seeds)")
     g.add_argument("--current", type=Path, required=True)
-    g.add_argument("--speed-factor", type=float, default=1.5,
-                   help="throughput drop counted as a regression (default 1.5x)")
+    g.add_argument("--speed-factor", type=_float_from(1.0, inclusive=True), default=1.5,
+                   help="throughput drop counted as a regression (default 1.5x; at least 1)")
     v = sub.add_parser("validate", help="check a suite YAML, a result file or a results dir",
                        description="Validate a suite YAML, a record.json, a curve.csv or a directory of results.")
     v.add_argument("path")
@@ -100,9 +182,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from benchmarks import interrupts, locks
     from benchmarks.graph import expand
     from benchmarks.launchers import run_graph
-    from benchmarks.runner import ExecOptions, blocked_record, existing
+    from benchmarks.runner import ExecOptions, blocked_record, existing, run_dir
     from benchmarks.suite import load_suite
 
     suite = load_suite(args.suite)
@@ -118,20 +201,32 @@ def cmd_run(args) -> int:
     print(f"{suite.name}/{profile}: {len(specs)} runs ({len(finished)} already completed, skipped)"
           f" -> {args.out}", flush=True)
     t0 = time.monotonic()
+    skipped = []
 
     def on_done(spec, record, n, total):
         extra = f" ({record.error.splitlines()[0]})" if record.error else ""
         print(f"[{n}/{total}] {record.status:9s} {spec.run_id}  {record.env_steps} steps "
               f"{record.wall_time_s:.1f}s{extra}", flush=True)
 
+    def on_skip(spec, why):  # another `run` on this output holds it: no record is written
+        skipped.append(spec.run_id)
+        print(f"[skipped]  {spec.run_id}: {why}", flush=True)
+
+    interrupts.running()  # from here a signal stops the runs at a safe point
     records = run_graph(specs, launcher, lambda s, why: blocked_record(args.out, s, why), on_done,
-                        finished)
+                        finished, claim=lambda s: locks.acquire(run_dir(args.out, s)),
+                        on_skip=on_skip)
     bad = [r for r in records if r.status != "completed"]
+    held = f", {len(skipped)} skipped (held by another process)" if skipped else ""
     print(f"done in {time.monotonic() - t0:.0f}s: {len(records) - len(bad)} completed, "
-          f"{len(bad)} failed or blocked")
-    if not args.no_report:
-        from benchmarks.report import write_report
-        for path in write_report(args.out / suite.name / profile):
+          f"{len(bad)} failed or blocked{held}")
+    if skipped:  # the process holding them writes the report when its runs are done
+        print("report not written: another process is still running part of this profile")
+    elif not args.no_report:
+        from benchmarks.report import registered_suite, write_report
+        # a suite run from a YAML path is not in the registry: hand the report this one
+        lookup = lambda name: suite if name == suite.name else registered_suite(name)  # noqa: E731
+        for path in write_report(args.out / suite.name / profile, suite_lookup=lookup):
             print(f"wrote {path}")
     return EXIT_FAIL if bad else EXIT_OK
 
@@ -159,13 +254,14 @@ def cmd_regress(args) -> int:
 def cmd_validate(args) -> int:
     from benchmarks import results
     from benchmarks.suite import load_suite
+    from benchmarks.validate import validate_results
     path = Path(args.path)
     if path.suffix in (".yaml", ".yml"):
         suite = load_suite(path)
         print(f"{path}: valid suite '{suite.name}' ({len(suite.targets)} targets, "
               f"{len(suite.profiles)} profiles)")
     elif path.is_dir():
-        problems = results.validate_results(path)
+        problems = validate_results(path)
         for line in problems:
             print(line, file=sys.stderr)
         if problems:
@@ -189,9 +285,24 @@ COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "regress": c
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit codes as in the module docstring, and 130 / 143 when SIGINT / SIGTERM stopped it."""
+    import shlex
+    from benchmarks import interrupts
+    argv = sys.argv[1:] if argv is None else list(argv)
+    again = "python -m benchmarks " + shlex.join(argv)
+    interrupts.install(main=True, resume=again)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (SuiteError, ResultError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INPUT
+    except OSError as e:  # an output folder that cannot be written, found only when writing
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except interrupts.Interrupted as e:  # completed runs keep their records; no report
+        print(f"{e}: runs completed so far are kept; resume with: {again}", file=sys.stderr,
+              flush=True)
+        return interrupts.exit_code(e.signum)
+    finally:
+        interrupts.uninstall()

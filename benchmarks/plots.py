@@ -5,12 +5,15 @@ one per task with a threshold that single-task sources learn from scratch
 Uses matplotlib's Agg canvas directly (no pyplot), so no global backend state is touched and
 plots work on machines without a display. Only mean/stderr curves are computed here; every
 other number lives in :mod:`benchmarks.report`.
+
+File names are built from the names in records, which come from other people's machines: every
+figure path is made by :func:`figure_path`, which keeps it inside the output folder.
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 import re
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Mapping
@@ -19,16 +22,37 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.results import RunResult, curve_of
+from benchmarks.names import PathEscape, under
+from benchmarks.results import ResultError, RunResult, atomic_write_bytes, curve_of
 from lightning_wm.metrics import mean_and_stderr, resample
 
 GRID_POINTS = 200
+#: file names stay well below the 255 bytes most file systems allow; longer ones are cut and
+#: end in a digest of the full name, so two long names still get two files
+MAX_FILENAME = 160
+
+
+def figure_filename(prefix: str, *parts: str) -> str:
+    """``<prefix>_<part>_..._<part>.png`` with characters unsafe in file names replaced."""
+    safe = [re.sub(r"[^A-Za-z0-9._+-]+", "-", part) for part in parts]
+    stem = "_".join([prefix, *safe])
+    if len(stem) + 4 > MAX_FILENAME:
+        digest = hashlib.sha256(stem.encode("utf-8")).hexdigest()[:12]
+        stem = f"{stem[:MAX_FILENAME - 4 - 13]}-{digest}"
+    return f"{stem}.png"
 
 
 def curve_filename(suite: str, profile: str, task: str) -> str:
-    """``curves_<suite>_<profile>_<task>.png`` with characters unsafe in file names replaced."""
-    safe = [re.sub(r"[^A-Za-z0-9._+-]+", "-", part) for part in (suite, profile, task)]
-    return "curves_{}_{}_{}.png".format(*safe)
+    """``curves_<suite>_<profile>_<task>.png``."""
+    return figure_filename("curves", suite, profile, task)
+
+
+def figure_path(out: Path, filename: str) -> Path:
+    """``out/filename``, refused (ResultError) if it would resolve outside ``out``."""
+    try:
+        return under(Path(out), filename)
+    except PathEscape as e:
+        raise ResultError(str(e)) from None
 
 
 def method_band(runs: list[RunResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -75,16 +99,11 @@ def _draw(task: str, suite: str, profile: str, by_method: dict, baselines: set,
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    # Write beside the target and rename, so a crash never leaves a half-written PNG.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Rendered in memory, then written beside the target and renamed, so a crash never leaves
+    # a half-written PNG.
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_learning_curves(results: list[RunResult], suite: str, profile: str, out: Path,
@@ -106,7 +125,7 @@ def plot_learning_curves(results: list[RunResult], suite: str, profile: str, out
             groups[f"{rec.task}-sources"][rec.method].append(r)
     paths = []
     for label, by_method in sorted(groups.items()):
-        path = Path(out) / curve_filename(suite, profile, label)
+        path = figure_path(out, curve_filename(suite, profile, label))
         task = label.removesuffix("-sources")
         save_png(_draw(label, suite, profile, by_method, baselines, thresholds.get(task)), path)
         paths.append(path)

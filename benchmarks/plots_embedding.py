@@ -5,23 +5,28 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.plots import save_png
+from benchmarks.diagnostics_report import read_embedding
+from benchmarks.plots import figure_filename, figure_path, save_png
 from benchmarks.results import RunResult
 from lightning_wm.artifacts import EMBEDDING
+
+#: states drawn at most: each gets its own line artists, so a huge array would stall the report
+MAX_STATES = 2048
 
 
 def _draw(data, title: str) -> Figure:
     fig = Figure(figsize=(5, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    base, moved = data["base"], data["transferred"]
+    base, moved = data["base"][:MAX_STATES], data["transferred"][:MAX_STATES]
     if "next_index" in data:  # transitions of the base model's embedding, as in the paper's figures
-        for i, nxt in enumerate(data["next_index"]):
+        for i, nxt in enumerate(data["next_index"][:MAX_STATES]):
             for j in set(int(n) for n in nxt) - {i}:
+                if j >= len(base):  # a successor beyond the drawn states has no point to join
+                    continue
                 ax.plot(*zip(base[i], base[j]), color="0.8", lw=0.6, zorder=1)
     ax.scatter(base[:, 0], base[:, 1], s=18, c="tab:blue", label="base model, normal", zorder=2)
     ax.scatter(moved[:, 0], moved[:, 1], s=18, marker="x", c="tab:red",
@@ -46,13 +51,12 @@ def plot_embeddings(results: list[RunResult], out: Path) -> list[Path]:
     paths = []
     for (suite, profile, task, method), runs in sorted(chosen.items()):
         r = min(runs, key=lambda x: (x.record.source_seed or 0, x.record.seed))
-        with np.load(r.path / EMBEDDING) as data:
-            data = dict(data)
+        data = read_embedding(r.path / EMBEDDING)
         if data["base"].shape[-1] != 2:
             continue
         title = (f"{task} / {method} (base {r.record.source_seed}, seed {r.record.seed}): "
                  f"distance {r.record.diagnostics.get('embedding_distance', float('nan')):.2f}")
-        path = Path(out) / f"embedding_{suite}_{profile}_{task}_{method}.png"
+        path = figure_path(out, figure_filename("embedding", suite, profile, task, method))
         save_png(_draw(data, title), path)
         paths.append(path)
     return paths

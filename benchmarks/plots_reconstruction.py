@@ -1,5 +1,6 @@
 """The reconstruction figure: frames of a fixed trajectory, and the world model's reconstructions
-of them when training started (after transfer) and when it ended (thesis 004, Figure 8)."""
+of them when training started (after transfer) and when it ended (Voskuil, "Pre-training World
+Models to efficiently learn related tasks", Master's thesis, Leiden University, 2022, Figure 8)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,10 +10,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.plots import save_png
+from benchmarks.diagnostics_report import read_reconstruction
+from benchmarks.plots import figure_filename, figure_path, save_png
 from benchmarks.results import RunResult
 from lightning_wm.artifacts import RECONSTRUCTION
 
+#: frames drawn at most: the figure grows with each, so a long trajectory would make it huge
+MAX_FRAMES = 16
 ROWS = (("observed", "observed"), ("start", "model at start"), ("end", "model at end"))
 
 
@@ -24,7 +28,7 @@ def _image(frame: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 def _draw(data, title: str) -> Figure:
-    k = len(data["observed"])
+    k = min(len(data["observed"]), MAX_FRAMES)
     fig = Figure(figsize=(1.6 * k + 0.8, 5.2), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(ROWS), k, squeeze=False)
@@ -52,13 +56,13 @@ def plot_reconstructions(results: list[RunResult], out: Path) -> list[Path]:
     paths = []
     for (suite, profile, task, method), runs in sorted(chosen.items()):
         r = min(runs, key=lambda x: (x.record.source_seed or 0, x.record.seed))
-        with np.load(r.path / RECONSTRUCTION) as data:
-            data = dict(data)
+        data = read_reconstruction(r.path / RECONSTRUCTION)
         d = r.record.diagnostics
         title = (f"{task} / {method} (seed {r.record.seed}): reconstruction MSE "
                  f"{d.get('recon_mse_start', float('nan')):.4f} at start, "
                  f"{d.get('recon_mse_end', float('nan')):.4f} at end")
-        path = Path(out) / f"reconstruction_{suite}_{profile}_{task.replace('+', '_')}_{method}.png"
+        name = figure_filename("reconstruction", suite, profile, task.replace("+", "_"), method)
+        path = figure_path(out, name)
         save_png(_draw(data, title), path)
         paths.append(path)
     return paths

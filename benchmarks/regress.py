@@ -8,13 +8,18 @@ Cells are (suite, task, method); source runs form cells too, checked for failure
   one run per side the interval collapses to the raw difference and any noise would fail.
 * speed regression: mean throughput (env steps / s of completed runs) falls below
   baseline / ``speed_factor``.
-* failure: a seed completed in the baseline has no completed run in current.
+* failure: a seed completed in the baseline has no completed run in current. A seed whose
+  current runs were all interrupted (stopped by a signal, resumable) is pending, listed and
+  not a failure; a ``running`` record left behind is (its worker died).
 * cells on one side only are listed as missing, which is not a failure.
+* suites are looked up by registry name only (a record naming an unknown suite is compared
+  with AUC, and a note says so); an empty result set or a speed factor that is not a finite
+  number >= 1 cannot be compared (exit 2).
 * learning gate (``learning_gate``, also run without a baseline): in every task the suite gives a
   threshold, most seeds of the scratch baseline must reach it within their budget; where the
   suite also states ``learn_within`` N steps, most seeds of every from-scratch run of the task
   (sources included) budgeted for N steps must reach it by step N. This is how a nightly profile
-  shows that an agent learns, not merely that it runs.
+  shows that an agent learns, not merely that it runs. Interrupted runs are left out of it.
 """
 from __future__ import annotations
 
@@ -26,12 +31,13 @@ from typing import Callable, Mapping, TextIO
 
 import numpy as np
 
-from benchmarks.report import SuiteFacts, as_facts, run_scores
-from benchmarks.results import ResultError, RunResult, curve_of, load_results
-from benchmarks.suite import Suite, load_suite
+from benchmarks.report import SuiteFacts, as_facts, registered_suite, run_scores
+from benchmarks.results import NO_RUNS, ResultError, RunResult, curve_of, load_results
+from benchmarks.suite import Suite
 from lightning_wm.metrics import Interval, difference_ci, mean, time_to_threshold
 
 MIN_SEEDS = 2
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -68,14 +74,23 @@ def _name(key: tuple) -> str:
     return f"{suite}/{task}/{method}" + (" [source]" if kind == "source" else "")
 
 
-def _failures(name: str, base: list, cur: list) -> Row | None:
+def _failures(name: str, base: list, cur: list) -> list[Row]:
     lost = {r.record.seed for r in _done(base)} - {r.record.seed for r in _done(cur)}
     lost &= {r.record.seed for r in cur}   # seeds absent from current are "missing", not failed
-    if not lost:
-        return None
-    why = sorted({r.record.status for r in cur if r.record.seed in lost and r.record.status != "completed"})
-    return Row(name, "status", len(_done(base)), len(_done(cur)), None,
-               f"run failed ({'/'.join(why)}; seeds {sorted(lost)})", True)
+    # a seed with only interrupted runs has not finished yet: pending, not failed
+    pending = {s for s in lost if all(r.record.status == INTERRUPTED
+                                      for r in cur if r.record.seed == s)}
+    failed = lost - pending
+    rows = []
+    if failed:
+        why = sorted({r.record.status for r in cur
+                      if r.record.seed in failed and r.record.status != "completed"})
+        rows.append(Row(name, "status", len(_done(base)), len(_done(cur)), None,
+                        f"run failed ({'/'.join(why)}; seeds {sorted(failed)})", True))
+    if pending:
+        rows.append(Row(name, "status", len(_done(base)), len(_done(cur)), None,
+                        f"pending: interrupted (seeds {sorted(pending)}; not a failure)"))
+    return rows
 
 
 def _learning(name: str, base: list, cur: list, facts: SuiteFacts, confidence: float,
@@ -112,9 +127,14 @@ def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> 
         if within is not None:
             scratch |= kind == "source" and not any(r.record.provenance.sources for r in runs)
             runs = [r for r in runs if r.record.budget >= within]
-        # a cell without a run long enough for the claim is not judged; one whose runs all
-        # failed is (0 of 0 seeds learn)
+        pending = sum(r.record.status == INTERRUPTED for r in runs)
+        runs = [r for r in runs if r.record.status != INTERRUPTED]  # unfinished, not failed
+        # a cell without a finished run long enough for the claim is not judged; one whose
+        # runs all failed is (0 of 0 seeds learn)
         if threshold is None or not scratch or not runs:
+            if threshold is not None and scratch and pending:
+                rows.append(Row(_name(key), "threshold", None, None, None,
+                                f"not judged: {pending} run(s) interrupted (pending)"))
             continue
         done = [r for r in _done(runs) if r.curve is not None]
         limit = math.inf if within is None else within
@@ -144,8 +164,8 @@ def compare(baseline: list[RunResult], current: list[RunResult], speed_factor: f
             confidence: float = 0.95, seed: int = 0, *,
             facts: Mapping[str, SuiteFacts] | None = None, reps: int = 2000) -> Verdict:
     """Compare two result sets (pure). ``facts`` maps suite name -> settings (default: AUC)."""
-    if speed_factor < 1:
-        raise ValueError(f"speed_factor must be >= 1, got {speed_factor}")
+    if not math.isfinite(speed_factor) or speed_factor < 1:
+        raise ValueError(f"speed factor must be a finite number >= 1, got {speed_factor}")
     facts = facts or {}
     base, cur = _cells(baseline), _cells(current)
     rows: list[Row] = []
@@ -158,8 +178,7 @@ def compare(baseline: list[RunResult], current: list[RunResult], speed_factor: f
             rows.append(Row(name, "-", None, None, None, f"missing in {side} (not a failure)"))
             continue
         b, c = base[key], cur[key]
-        failed = _failures(name, b, c)
-        rows += [failed] if failed else []
+        rows += _failures(name, b, c)
         if key[3] == "target":
             rows.append(_learning(name, b, c, facts.get(key[0], SuiteFacts()), confidence, seed, reps))
         speed = _speed(name, b, c, speed_factor)
@@ -193,17 +212,27 @@ def _load_facts(names: set[str], lookup: Callable, out: TextIO) -> dict[str, Sui
     return facts
 
 
+def _load(path: Path | str, side: str) -> list[RunResult]:
+    results = load_results(Path(path))
+    if not results:
+        raise ResultError(f"--{side}: " + NO_RUNS.format(root=path))
+    return results
+
+
 def main_regress(baseline_dir: Path | str | None, current_dir: Path | str, speed_factor: float = 1.5,
                  out_stream: TextIO | None = None, *,
-                 suite_lookup: Callable[[str], Suite | SuiteFacts] = load_suite) -> int:
-    """Print the comparison table; 0 = no regression, 1 = regression, 2 = could not compare."""
+                 suite_lookup: Callable[[str], Suite | SuiteFacts] = registered_suite) -> int:
+    """Print the comparison table; 0 = no regression, 1 = regression, 2 = could not compare
+    (a bad or empty result set, or a bad speed factor), with a one-line message."""
     import sys
     out = out_stream or sys.stdout
     try:
+        if not math.isfinite(speed_factor) or speed_factor < 1:
+            raise ValueError(f"--speed-factor must be a finite number >= 1, got {speed_factor}")
         # no baseline yet (a new suite): only the learning gate can fail
-        baseline = load_results(Path(baseline_dir)) if baseline_dir is not None else []
-        current = load_results(Path(current_dir))
-    except ResultError as e:
+        baseline = _load(baseline_dir, "baseline") if baseline_dir is not None else []
+        current = _load(current_dir, "current")
+    except ValueError as e:  # ResultError is a ValueError
         print(f"error: {e}", file=out)
         return 2
     facts = _load_facts({r.record.suite for r in baseline + current}, suite_lookup, out)

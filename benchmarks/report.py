@@ -13,12 +13,16 @@
   start), min(shifted end, scratch end)]``, where both agents have used the same env steps.
   Pairs whose sources cost at least the target budget have no such window and are left out.
   The shared-cost column charges each source's steps divided by M, the number of target tasks
-  that reuse it (the thesis's baseline at t + T/M); it appears when a source serves several.
+  that reuse it (the baseline at t + T/M of Voskuil, "Pre-training World Models to efficiently
+  learn related tasks", Master's thesis, Leiden University, 2022, §4.2); it appears when a source
+  serves several.
 * Equal compute: a source trained T steps on N tasks, scored per task at its last evaluation,
   against that task's scratch runs at T/N steps (N such baselines cost one source) and at T;
   a scratch run shorter than the step is left out.
 * Aggregates: per task, x -> (x - scratch mean) / (best method mean - scratch mean), so scratch
   scores 0 and the best method 1; raw values with a single task, no scratch cell or a zero range.
+* Run counts: failed/blocked runs count against a method; interrupted runs (stopped by a signal,
+  resumable) and running ones are pending, counted apart and left out of every number.
 """
 from __future__ import annotations
 
@@ -31,13 +35,16 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from benchmarks.results import RunResult, as_jsonable, atomic_write_text, curve_of, load_results
+from benchmarks.results import (NO_RUNS, ResultError, RunResult, as_jsonable, atomic_write_text,
+                                curve_of, load_results)
 from benchmarks import diagnostics_report as D, report_md
 from benchmarks.report_cost import charged, ci as _ci, equal_compute, source_shares
-from benchmarks.suite import Suite, load_suite
+from benchmarks.suite import Suite, SuiteError, load_suite, suite_names
 from lightning_wm import metrics as M
 
 FAILED = ("failed", "blocked")
+#: not finished yet, through no fault of the method: a rerun resumes or restarts them
+PENDING = ("interrupted", "running")
 REFERENCE_PATHS = {"auc": ("auc", "point"), "final": ("final", "point"),
                    "jumpstart": ("transfer", "jumpstart", "point"),
                    "transfer_ratio": ("transfer", "transfer_ratio")}
@@ -127,7 +134,8 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
     status = Counter(r.record.status for r in runs)
     cell: dict[str, Any] = {
         "task": task, "method": method, "n_seeds": len({r.record.seed for r in done}),
-        "n_failed": sum(status[s] for s in FAILED), "status": dict(status),
+        "n_failed": sum(status[s] for s in FAILED),
+        "n_pending": sum(status[s] for s in PENDING), "status": dict(status),
         "is_baseline": any(r.record.is_baseline for r in runs),
         "auc": _ci([s["auc"] for s in scores], reps, seed),
         "final": _ci([s["final"] for s in scores], reps, seed), "transfer": None}
@@ -258,36 +266,74 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
     return as_jsonable(report)
 
 
+def registered_suite(name: str) -> Suite:
+    """The suite a record names, looked up among the registered suites only: records come from
+    other machines, and a file path there must not make the report read that file."""
+    known = suite_names()
+    if name not in known:
+        raise SuiteError(f"suite '{name}' is not a registered suite (known: {', '.join(known)})")
+    return load_suite(name)
+
+
+def _suite_facts(name: str, lookup: Callable) -> tuple[SuiteFacts | None, list[str]]:
+    try:
+        return as_facts(lookup(name)), []
+    except (ValueError, OSError) as e:  # SuiteError is a ValueError
+        return None, [f"suite '{name}' could not be loaded, reported without references: {e}"]
+
+
 def write_report(root: Path, out: Path | None = None,
-                 suite_lookup: Callable[[str], Suite | SuiteFacts] = load_suite, *,
+                 suite_lookup: Callable[[str], Suite | SuiteFacts] = registered_suite, *,
                  reps: int = 2000) -> list[Path]:
-    """Load the runs under ``root`` and write leaderboard.md/.json and curve PNGs into ``out``."""
+    """Load the runs under ``root`` and write leaderboard.md/.json and curve PNGs into ``out``.
+
+    A record's suite is looked up by registry name (``suite_lookup``); a name the registry does
+    not know is reported with default settings, no thresholds and no paper references, and a
+    note says so. Raises :class:`ResultError`, before anything is written, when ``root`` holds
+    no runs, ``out`` is not a folder or any file below ``root`` is bad. Every file is written
+    atomically: PNGs first, then leaderboard.json, then leaderboard.md.
+    """
+    root, out = Path(root), Path(out if out is not None else root)
+    if out.exists() and not out.is_dir():
+        raise ResultError(f"{out}: the report's output path exists and is not a folder")
+    results = load_results(root)
+    if not results:
+        raise ResultError(NO_RUNS.format(root=root))
+    for r in results:  # a bad figure array stops the report before any file is written
+        D.check_figure_data(r.path)
+    groups: dict = defaultdict(list)
+    for r in results:
+        groups[(r.record.suite, r.record.profile)].append(r)
+    reports, facts_of = [], {}
+    for (name, profile), runs in sorted(groups.items()):
+        facts, notes = _suite_facts(name, suite_lookup)
+        facts_of[(name, profile)] = facts
+        reports.append(build_report(runs, facts, reps=reps, notes=notes))
+    js = json.dumps({"root": str(root), "reports": reports}, indent=2, allow_nan=False) + "\n"
+    try:
+        return _write_files(out, groups, facts_of, js, render_markdown(reports, root))
+    except OSError as e:
+        raise ResultError(f"{e.filename or out}: cannot write the report ({e.strerror or e})") \
+            from None
+
+
+def _write_files(out: Path, groups: dict, facts_of: dict, js: str, md: str) -> list[Path]:
     from benchmarks import plots  # matplotlib only when files are written
     from benchmarks.plots_embedding import plot_embeddings
     from benchmarks.plots_reconstruction import plot_reconstructions
 
-    root, out = Path(root), Path(out if out is not None else root)
-    results = load_results(root)
-    groups: dict = defaultdict(list)
-    for r in results:
-        groups[(r.record.suite, r.record.profile)].append(r)
-    reports, pngs = [], []
+    pngs = []
     for (name, profile), runs in sorted(groups.items()):
-        facts, notes = None, []
-        try:
-            facts = as_facts(suite_lookup(name))
-        except (ValueError, OSError) as e:  # SuiteError is a ValueError
-            notes.append(f"suite '{name}' could not be loaded, reported without references: {e}")
-        reports.append(build_report(runs, facts, reps=reps, notes=notes))
+        facts = facts_of[(name, profile)]
         pngs += plots.plot_learning_curves(runs, name, profile, out,
                                            facts.thresholds if facts else None)
         pngs += plot_embeddings(runs, out)
         pngs += plot_reconstructions(runs, out)
-    md, js = out / "leaderboard.md", out / "leaderboard.json"
-    atomic_write_text(js, json.dumps({"root": str(root), "reports": reports}, indent=2,
-                                     allow_nan=False) + "\n")
-    atomic_write_text(md, render_markdown(reports, root))
-    return [md, js, *pngs]
+    js_path = plots.figure_path(out, "leaderboard.json")
+    md_path = plots.figure_path(out, "leaderboard.md")
+    atomic_write_text(js_path, js)
+    atomic_write_text(md_path, md)
+    return [md_path, js_path, *pngs]
 
 
 def render_markdown(reports: list[dict], root: Path | str) -> str:

@@ -1,4 +1,5 @@
-"""What pre-training costs, and comparisons that charge it (SPEC §2 004, §4 cost accounting).
+"""What pre-training costs, and comparisons that charge it (Voskuil, "Pre-training World Models to
+efficiently learn related tasks", Master's thesis, Leiden University, 2022, §4.1-4.2).
 
 Pure functions over loaded runs; :mod:`benchmarks.report` calls them and renders their rows.
 

@@ -44,9 +44,10 @@ def _charged_text(cc: dict) -> str:
 
 def _md_cells(cells: list[dict]) -> list[str]:
     lines = ["## Target tasks", ""] + _table(
-        ["task", "method", "seeds", "AUC", "final", "steps to threshold (reached)", "failed/blocked"],
+        ["task", "method", "seeds", "AUC", "final", "steps to threshold (reached)",
+         "failed/blocked", "interrupted/running"],
         [[c["task"], c["method"], c["n_seeds"], _fmt(c["auc"]), _fmt(c["final"]),
-          _thr(c.get("threshold")), c["n_failed"]] for c in cells])
+          _thr(c.get("threshold")), c["n_failed"], c.get("n_pending", 0)] for c in cells])
     rows = []
     for c in (c for c in cells if c["transfer"]):
         t = c["transfer"]

@@ -2,11 +2,14 @@
 
 The runner never imports a concrete agent or env: it takes :class:`Factories`, so tests swap in
 fakes. A run's record is written as ``running`` before training, then ``completed`` (curve
-first, record last) or ``failed`` with its cause; a rerun skips completed runs with the same
-config hash and resumes a ``running`` one from its last checkpoint.
+first, record last), ``failed`` with its cause, or ``interrupted`` when a signal stopped it (see
+:mod:`benchmarks.interrupts`); a rerun skips completed runs with the same config hash and
+resumes any other from its last checkpoint. A record that cannot be written (disk full) fails
+that run, not the suite: the record comes back in memory, its error naming the OSError.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,11 +25,14 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from benchmarks import interrupts
 from benchmarks import provenance as prov
 from benchmarks.graph import RunSpec
+from benchmarks.names import under
 from benchmarks.results import (RECORD, Provenance, RunRecord, SourceUse, atomic_write_text,
                                 read_record, write_curve, write_record,
                                 write_task_curves)
+from lightning_wm.artifacts import CHECKPOINTS, MODEL
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,8 @@ def is_rank_zero() -> bool:
 
 
 def run_dir(out_root: Path, spec: RunSpec) -> Path:
-    return Path(out_root) / spec.suite / spec.profile / "runs" / spec.run_id
+    # names are validated with the suite; ``under`` refuses a path that would leave the root anyway
+    return under(out_root, spec.suite, spec.profile, "runs", spec.run_id)
 
 
 def existing(out_root: Path, spec: RunSpec) -> RunRecord | None:
@@ -111,14 +118,26 @@ def _env_factory(make_env, envs: list[dict], obs_shape, action_dim: int, own_sha
 
 def _sources(out_root: Path, spec: RunSpec) -> tuple[dict[str, str], list[SourceUse]]:
     paths, uses = {}, []
-    root = Path(out_root) / spec.suite / spec.profile / "runs"
     for slot, rid in spec.slots.items():
-        rec = read_record(root / rid / RECORD)
-        model = root / rid / "checkpoints" / "model.ckpt"
+        folder = under(out_root, spec.suite, spec.profile, "runs", rid)
+        rec = read_record(folder / RECORD)
+        model = folder / CHECKPOINTS / MODEL
         paths[slot] = str(model)
-        uses.append(SourceUse(slot=slot, run_id=rid, checkpoint_sha256=prov.sha256_file(model),
+        uses.append(SourceUse(slot=slot, run_id=rid, checkpoint_sha256=_source_digest(model, rec),
                               env_steps=rec.env_steps, wall_time_s=rec.wall_time_s))
     return paths, uses
+
+
+def _source_digest(model: Path, rec: RunRecord) -> str:
+    """The digest of a source's weights, refusing a file its run did not write (records from
+    before digests were recorded carry none, and are taken as they are)."""
+    if not model.is_file():
+        raise FileNotFoundError(f"{model}: the source run {rec.run_id} has no model file")
+    digest = prov.sha256_file(model)
+    if rec.model_sha256 is not None and digest != rec.model_sha256:
+        raise ValueError(f"{model}: sha256 {digest} differs from the one its run recorded "
+                         f"({rec.model_sha256}); refusing to train on it")
+    return digest
 
 
 def _provenance(spec: RunSpec) -> Provenance:
@@ -142,17 +161,39 @@ def _in_subprocess(spec: RunSpec, opts: ExecOptions) -> RunRecord:
     atomic_write_text(spec_file, json.dumps(spec.to_dict(), indent=2))
     cmd = [sys.executable, "-m", "benchmarks.worker", str(spec_file), str(opts.out_root),
            str(opts.devices), opts.strategy, opts.accelerator or "", opts.logger]
-    subprocess.run(cmd, check=False)
+    proc = subprocess.Popen(cmd)
+    interrupts.forward_to(proc, lambda: [proc.pid] if proc.poll() is None else [])
+    try:
+        proc.wait()  # a signal here runs our handler, which forwards it; the wait goes on
+    finally:
+        interrupts.forward_to(proc, None)
     record = existing(opts.out_root, spec)
     if record is None or record.status == "running":  # the worker died before recording
-        record = blocked_record(opts.out_root, spec, "worker process died", status="failed")
+        if interrupts.requested():
+            return blocked_record(opts.out_root, spec, interrupts.describe(interrupts.received()),
+                                  status="interrupted")
+        record = blocked_record(opts.out_root, spec, f"worker process died (exit {proc.returncode})",
+                                status="failed")
     return record
 
 
 def blocked_record(out_root: Path, spec: RunSpec, why: str, status: str = "blocked") -> RunRecord:
-    record = _record(spec, status, _provenance(spec), error=why)
-    write_record(run_dir(out_root, spec), record)
-    return record
+    """Record ``spec`` as not run (``why``); a completed record on disk is kept and returned."""
+    done = existing(out_root, spec) if status == "interrupted" else None
+    if done is not None and done.status in ("completed", "interrupted"):
+        return done  # the run's own process recorded how it ended
+    return _settle(run_dir(out_root, spec), _record(spec, status, _provenance(spec), error=why))
+
+
+def _settle(folder: Path, record: RunRecord, write=None) -> RunRecord:
+    """Write ``record``; when that fails (disk full, folder unwritable), return it with the
+    OSError first in its error, so the summary names it and the suite goes on."""
+    try:
+        (write or write_record)(folder, record)
+        return record
+    except OSError as e:
+        error = f"its {record.status} record could not be written ({e})"
+        return record.model_copy(update={"error": f"{error}; {record.error}"})
 
 
 def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None) -> RunRecord:
@@ -161,24 +202,36 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
     done = existing(opts.out_root, spec)
     if done is not None and done.status == "completed":
         return done
+    if interrupts.requested():  # signalled while starting: leave this run as it was on disk
+        return _record(spec, "interrupted", _provenance(spec),
+                       error=interrupts.describe(interrupts.received()))
     if opts.multi_process:
         return _in_subprocess(spec, opts)
     write = write_record if is_rank_zero() else (lambda *a: None)
     folder = run_dir(opts.out_root, spec)
     p = _provenance(spec)
-    write(folder, _record(spec, "running", p))
     start = time.monotonic()
     try:
+        write(folder, _record(spec, "running", p))
         paths, p.sources = _sources(opts.out_root, spec)
         result = _train(spec, opts, f, paths, folder)
-    except Exception as e:  # isolate the failure: record it, let the suite go on
+        return _completed(spec, folder, p, result, write)
+    except BaseException as e:  # isolate the failure: record it, let the suite go on
+        signum = e.signum if isinstance(e, interrupts.Interrupted) else interrupts.received()
+        if not signum and not isinstance(e, Exception):
+            raise  # a SystemExit or KeyboardInterrupt that is not our signal: not ours to stop
         p.finished_at = prov.now()
-        cause = "".join(traceback.format_exception_only(type(e), e)).strip()
-        tail = "".join(traceback.format_tb(e.__traceback__)[-3:])
-        record = _record(spec, "failed", p, error=f"{cause}\n{tail}",
+        if signum:  # Lightning's SIGTERMException lands here too: the flag says it was a signal
+            error = f"{interrupts.describe(signum)}; a rerun resumes from its last checkpoint"
+        else:
+            cause = "".join(traceback.format_exception_only(type(e), e)).strip()
+            error = f"{cause}\n{''.join(traceback.format_tb(e.__traceback__)[-3:])}"
+        record = _record(spec, "interrupted" if signum else "failed", p, error=error,
                          wall_time_s=time.monotonic() - start)
-        write(folder, record)
-        return record
+        return _settle(folder, record, write)
+
+
+def _completed(spec: RunSpec, folder: Path, p: Provenance, result, write) -> RunRecord:
     p.finished_at, p.resumed_from_step = prov.now(), result.resumed_from_step
     if is_rank_zero():
         write_curve(folder, result.steps, result.returns)
@@ -186,7 +239,8 @@ def execute(spec: RunSpec, opts: ExecOptions, factories: Factories | None = None
             write_task_curves(folder, spec.tasks, result.steps, result.task_returns)
     record = _record(spec, "completed", p, env_steps=result.env_steps, updates=result.updates,
                      wall_time_s=result.wall_time_s, device=result.device,
-                     diagnostics=result.diagnostics)
+                     diagnostics=result.diagnostics,
+                     model_sha256=result.model_sha256)
     write(folder, record)
     return record
 
@@ -204,6 +258,7 @@ def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str]
     # a callback's ``source`` (a slot) travels as an argument; make_callback maps it to a path
     callbacks = [f.make_callback(cb["name"], {**cb["args"], **({"source": cb["source"]} if cb["source"] else {})},
                                  paths) for cb in spec.callbacks]
+    callbacks.append(_safe_point_callback()())
     accelerator = opts.accelerator or spec.accelerator
     result = f.train(agent, _env_factory(f.make_env, spec.envs, obs_shape, action_dim, own),
                      list(range(len(spec.envs))), action_dim, budget=spec.budget, seed=spec.seed,
@@ -211,3 +266,30 @@ def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str]
                      accelerator=accelerator, devices=opts.devices, strategy=opts.strategy,
                      label=spec.run_id, report=opts.report, logger=opts.logger)
     return result
+
+
+@functools.cache
+def _safe_point_callback():
+    """The callback class that stops training at a safe point once a signal has arrived.
+
+    Built on first use so that importing this module stays free of Lightning. It checks before
+    each update, after the previous update's hooks (the phase-boundary checkpoint among them)
+    have run; it writes nothing, so the resume checkpoint is the last phase-boundary one.
+    """
+    import lightning as L
+
+    class StopAtSafePoint(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            signum = interrupts.received()
+            if not signum:
+                return
+            if trainer.world_size == 1:
+                raise interrupts.Interrupted(signum)
+            # Under DDP every rank must stop at the same update, or one waits forever in a
+            # collective. Lightning already broadcasts rank 0's SIGTERM flag before each update
+            # (with same-shaped tensors its SIGTERM handler also sends, so a broadcast of our
+            # own could pair with one of those): hand it our signal instead, on rank 0.
+            if trainer.is_global_zero:
+                trainer._signal_connector.received_sigterm = True  # private in Lightning 2.6
+
+    return StopAtSafePoint

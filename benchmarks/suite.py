@@ -7,14 +7,17 @@ downstream ever sees an unvalidated dict.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError,
+                      model_validator)
 
 from benchmarks.bindings import bind_training
 from benchmarks.checks import cross_check
+from benchmarks.names import NAME_FORM, check_name, is_name
+from benchmarks.yaml_load import YamlLoadError, load_file
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
@@ -27,6 +30,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: seeds are handed to numpy and torch, whose seeds are unsigned 32-bit
+SEED_LIMIT = 2 ** 32
+
+
+def _name(text: str) -> str:
+    return check_name(text, "name")
+
+
+def _seed(value: int) -> int:
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"seed {value} out of range (expected an integer in [0, 2**32))")
+    return value
+
+
+#: a suite, profile, task, method, source or slot name: it becomes part of paths and run ids
+Name = Annotated[str, AfterValidator(_name)]
+#: strict: YAML's ``true`` is not seed 1, nor ``"3"`` seed 3
+Seed = Annotated[StrictInt, AfterValidator(_seed)]
+
+
 class TaskSpec(_Strict):
     env: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -34,7 +57,7 @@ class TaskSpec(_Strict):
 
 class CallbackSpec(_Strict):
     name: str
-    source: str | None = None          # slot whose checkpoint this callback reads
+    source: Name | None = None          # slot whose checkpoint this callback reads
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -42,11 +65,11 @@ class SourceSpec(_Strict):
     """A training whose checkpoint targets consume (single- or multi-task)."""
     agent: str
     config: dict[str, Any] = Field(default_factory=dict)
-    tasks: list[str] = Field(min_length=1)
+    tasks: list[Name] = Field(min_length=1)
     callbacks: list[CallbackSpec] = Field(default_factory=list)
-    uses: dict[str, str] = Field(default_factory=dict)   # slot -> source name
+    uses: dict[Name, Name] = Field(default_factory=dict)   # slot -> source name
     budget: str = "source"
-    seeds: list[int] | None = None   # None: one source per target seed, paired
+    seeds: list[Seed] | None = None   # None: one source per target seed, paired
 
 
 class MethodSpec(_Strict):
@@ -54,14 +77,14 @@ class MethodSpec(_Strict):
     agent: str
     config: dict[str, Any] = Field(default_factory=dict)
     callbacks: list[CallbackSpec] = Field(default_factory=list)
-    uses: list[str] = Field(default_factory=list)         # slots bound per target
+    uses: list[Name] = Field(default_factory=list)         # slots bound per target
     budget: str = "target"
 
 
 class TargetSpec(_Strict):
-    task: str
-    methods: list[str] = Field(min_length=1)
-    sources: dict[str, str] = Field(default_factory=dict)  # slot -> source name
+    task: Name
+    methods: list[Name] = Field(min_length=1)
+    sources: dict[Name, Name] = Field(default_factory=dict)  # slot -> source name
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for this target
     # budget role of every run on this target (default: each method's own), for a task whose
     # runs need more or fewer env steps than the suite's other targets
@@ -75,16 +98,17 @@ TrainingBlock = Annotated[dict[str, Any], AfterValidator(bind_training)]
 
 class ProfileSpec(_Strict):
     description: str = ""
-    budgets: dict[str, int]
-    seeds: list[int] | None = None
-    tasks: list[str] | None = None           # subset of target tasks
-    methods: list[str] | None = None         # subset of methods
+    # env steps per budget role; bounded in :func:`benchmarks.checks.cross_check`
+    budgets: dict[str, StrictInt]
+    seeds: list[Seed] | None = None
+    tasks: list[Name] | None = None           # subset of target tasks
+    methods: list[Name] | None = None         # subset of methods
     training: TrainingBlock = Field(default_factory=dict, validate_default=True)
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
     task_options: dict[str, Any] = Field(default_factory=dict)  # overrides for every task's env
     # overrides for every callback of a name, e.g. a loss schedule's until_step at this budget
     callback_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    source_seeds: dict[str, list[int]] = Field(default_factory=dict)  # source -> its seed pool
+    source_seeds: dict[Name, list[Seed]] = Field(default_factory=dict)  # source -> its seed pool
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     estimated_minutes: float | None = None   # rough cost shown by `list`
 
@@ -93,7 +117,7 @@ class MetricsSpec(_Strict):
     thresholds: dict[str, float] = Field(default_factory=dict)   # task -> return
     # task -> env steps: the suite's claim "from scratch, the threshold is reached within N
     # steps", gated by `regress` on every from-scratch run of the task budgeted for N or more
-    learn_within: dict[str, int] = Field(default_factory=dict)
+    learn_within: dict[str, StrictInt] = Field(default_factory=dict)
     early_fraction: float = Field(0.1, gt=0, le=1)
     final_fraction: float = Field(0.1, gt=0, le=1)
     primary: Literal["auc", "final"] = "auc"
@@ -110,16 +134,16 @@ class ReferenceSpec(_Strict):
 
 
 class Suite(_Strict):
-    name: str
+    name: Name
     description: str = ""
-    tasks: dict[str, TaskSpec]
-    sources: dict[str, SourceSpec] = Field(default_factory=dict)
-    methods: dict[str, MethodSpec]
-    baseline: str
+    tasks: dict[Name, TaskSpec]
+    sources: dict[Name, SourceSpec] = Field(default_factory=dict)
+    methods: dict[Name, MethodSpec]
+    baseline: Name
     targets: list[TargetSpec] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
-    profiles: dict[str, ProfileSpec]
-    default_profile: str
+    seeds: list[Seed] = Field(min_length=1)
+    profiles: dict[Name, ProfileSpec]
+    default_profile: Name
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     references: list[ReferenceSpec] = Field(default_factory=list)
 
@@ -136,7 +160,16 @@ class Suite(_Strict):
 
 
 def _loc(loc: tuple) -> str:
+    # '[key]' marks an error in a mapping's key: name the mapping, the message quotes the key
+    if loc and loc[-1] == "[key]":
+        loc = loc[:-2]
     return ".".join(str(p) for p in loc if p != "__root__") or "<root>"
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped: a name holding a newline (or a NUL) cannot split
+    or truncate the one error line it is quoted in."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
 def _walk(loc: tuple) -> tuple[Any, type[BaseModel] | None]:
@@ -184,26 +217,32 @@ def load_suite(path_or_name: str | Path) -> Suite:
     """Load ``suites/<name>.yaml`` or a path; raise :class:`SuiteError` on any problem."""
     path = resolve_suite_path(path_or_name)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise SuiteError(f"{path}: not valid YAML ({e})") from None
+        data = load_file(path)
+    except YamlLoadError as e:
+        raise SuiteError(_one_line(f"{path}: {e}")) from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: <root>: expected a mapping of suite fields")
     try:
         return Suite.model_validate(data)
     except ValidationError as e:
-        # cross-field errors carry their own field path at the start of the message
-        lines = [f"{path}: {_loc(err['loc']) + ': ' if err['loc'] else ''}{_describe(err)}"
-                 for err in e.errors()]
-        raise SuiteError("\n".join(lines)) from None
+        # cross-field errors carry their own field path at the start of the message. One line,
+        # the first problem: a bad key fails everywhere it is used; the first is where to fix it
+        errors = e.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SuiteError(_one_line(f"{path}: {_loc(first['loc']) + ': ' if first['loc'] else ''}"
+                                   f"{_describe(first)}{more}")) from None
 
 
 def resolve_suite_path(path_or_name: str | Path) -> Path:
     p = Path(path_or_name)
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
-            raise SuiteError(f"{p}: no such suite file")
+            raise SuiteError(_one_line(f"{p}: no such suite file"))
         return p
+    if not is_name(str(path_or_name)):  # a name is looked up in suites/, never used as a path
+        raise SuiteError(_one_line(f"{path_or_name!r}: not a suite name ({NAME_FORM}) nor a "
+                                   "path ending in .yaml"))
     candidate = SUITES_DIR / f"{p.name}.yaml"
     if not candidate.exists():
         known = ", ".join(suite_names()) or "none"

@@ -9,7 +9,10 @@ A run folder (``<root>/<suite>/<profile>/runs/<run_id>/``, see :mod:`benchmarks.
     task_curves.csv    env_steps,<task>,... (multi-task runs)
     embedding.npz      EmbeddingAgreement's embeddings (the inverse-maze figure)
     reconstruction.npz Reconstruction's frames (the reconstruction figure)
-    checkpoints/       last.ckpt (resume state, removed on completion), model.ckpt (final weights)
+    checkpoints/       last.ckpt (resume state, removed on completion), last.prev.ckpt (the one
+                       before, a fallback), model.ckpt (final weights); each beside its sha256
+                       sidecar <name>.sha256.json; <name>.bad: a file that failed its check
+                       (see :mod:`lightning_wm.checkpoints`)
     logs/              Lightning logger output
 """
 from __future__ import annotations

@@ -1,4 +1,14 @@
-"""Pure loss maths shared by agents: plain functions of tensors, no modules, no state."""
+"""Pure loss maths shared by agents: plain functions of tensors, no modules, no state.
+
+Papers cited below by short name:
+
+- van Driessel & François-Lavet (2021): Geoffrey van Driessel and Vincent François-Lavet,
+  "Component Transfer Learning for Deep RL Based on Abstract Representations", arXiv, 2021.
+- Sasso et al. (2023): Remo Sasso, Matthia Sabatelli and Marco A. Wiering, "Multi-Source Transfer
+  Learning for Deep Model-Based Reinforcement Learning", TMLR, 2023.
+- Voskuil (2022): Ken S. Voskuil, "Pre-training World Models to efficiently learn related tasks",
+  Master's thesis, Leiden University, 2022.
+"""
 from __future__ import annotations
 
 import torch
@@ -29,37 +39,41 @@ def n_step_return(reward: torch.Tensor, terminal: torch.Tensor,
     return (reward * before * discounts).sum(-1), 1.0 - alive[:, -1]
 
 
-# -- CRAR (seed 001 §4.2; François-Lavet et al., 2019) ----------------------------------------
+# -- CRAR (van Driessel & François-Lavet, 2021, §4.2; François-Lavet et al., 2019) -------------
 # Abstract states are [B, n]; every function returns the batch mean of a per-sample loss.
 
 def crar_transition_loss(x: torch.Tensor, delta: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
-    """L_p = ‖[x + p̂(x, a)] − x'‖₂², squared L2 summed over the abstract dims (001 §4.2).
+    """L_p = ‖[x + p̂(x, a)] − x'‖₂², squared L2 summed over the abstract dims
+    (van Driessel & François-Lavet, 2021, §4.2).
 
-    No target is detached: the seed trains the encoder through L_p (θ_ê is an argument of L_p).
+    No target is detached: the paper trains the encoder through L_p (θ_ê is an argument of L_p).
     """
     return (x + delta - x_next).pow(2).sum(-1).mean()
 
 
 def crar_d1(x1: torch.Tensor, x2: torch.Tensor, c_d: float) -> torch.Tensor:
-    """L_d1 = exp(−C_d ‖x1 − x2‖₂) with the plain (not squared) L2 distance, as in 001 §4.2.
+    """L_d1 = exp(−C_d ‖x1 − x2‖₂) with the plain (not squared) L2 distance, as in
+    van Driessel & François-Lavet (2021), §4.2.
 
-    Pushes the embeddings of two states apart so the abstract space cannot collapse; the seed
+    Pushes the embeddings of two states apart so the abstract space cannot collapse; the paper
     uses it on random pairs (L_d1) and on successive states (L'_d1).
     """
     return torch.exp(-c_d * torch.linalg.vector_norm(x1 - x2, ord=2, dim=-1)).mean()
 
 
 def crar_d2(x: torch.Tensor) -> torch.Tensor:
-    """L_d2 = max(‖x‖_∞ − 1, 0): keeps embeddings inside the unit ∞-ball (001 §4.2)."""
+    """L_d2 = max(‖x‖_∞ − 1, 0): keeps embeddings inside the unit ∞-ball
+    (van Driessel & François-Lavet, 2021, §4.2)."""
     return torch.clamp(x.abs().amax(-1) - 1.0, min=0.0).mean()
 
 
-# -- Dreamer (seed 000 §2 and Algorithm 1; Hafner et al., 2020) --------------------------------
+# -- Dreamer (Sasso et al., 2023, §2 and Algorithm 1; Hafner et al., 2020) ---------------------
 # Time-major tensors: [T, ...].
 
 def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: float | torch.Tensor,
                    bootstrap: torch.Tensor, lam: float) -> torch.Tensor:
-    """V_λ targets of seed 000 Algorithm 1 ("Compute value estimates V_λ(s_τ)"), backwards:
+    """V_λ targets of Sasso et al. (2023), Algorithm 1 ("Compute value estimates V_λ(s_τ)"),
+    backwards:
 
         V_λ(t) = r_t + γ_t [(1 − λ) v_{t+1} + λ V_λ(t+1)],   with v_T = V_λ(T) = ``bootstrap``.
 
@@ -89,7 +103,7 @@ def kl_free_nats(kl: torch.Tensor, free_nats: float) -> torch.Tensor:
     return torch.clamp(kl.mean(), min=free_nats)
 
 
-# -- DreamerV2 (seed 004 §2.3; Hafner et al., 2021, the seed's [8]) ---------------------------
+# -- DreamerV2 (Voskuil, 2022, §2.3; Hafner et al., 2021) --------------------------------------
 # Categorical latents are logits [..., G, K]: G independent categoricals of K classes.
 
 def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
@@ -100,7 +114,7 @@ def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tor
 
 def balanced_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor,
                 alpha: float) -> torch.Tensor:
-    """KL balancing of the dynamics loss β KL[q ‖ p] (seed 004 eq. (3); DreamerV2 §2):
+    """KL balancing of the dynamics loss β KL[q ‖ p] (Voskuil (2022), eq. (3); DreamerV2 §2):
 
         α KL(sg(q) ‖ p) + (1 − α) KL(q ‖ sg(p)),   per batch element ``[...]``.
 
@@ -129,6 +143,6 @@ def cumulative_discount(discount: torch.Tensor) -> torch.Tensor:
 
 def reinforce_objective(log_prob: torch.Tensor, returns: torch.Tensor,
                         baseline: torch.Tensor) -> torch.Tensor:
-    """ln π(a_t | ẑ_t) · sg(V^λ − v(ẑ_t)) of seed 004 eq. (6), to be maximised (Williams, 1992:
-    the seed's [19]); the advantage is a constant, only the log-likelihood carries gradient."""
+    """ln π(a_t | ẑ_t) · sg(V^λ − v(ẑ_t)) of Voskuil (2022), eq. (6), to be maximised (Williams,
+    1992); the advantage is a constant, only the log-likelihood carries gradient."""
     return log_prob * (returns - baseline).detach()

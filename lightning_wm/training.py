@@ -4,10 +4,14 @@
 experience pipeline (:mod:`lightning_wm.pipeline`: driver, sources, evaluator), checkpoints
 atomically at collection-phase boundaries (replay and RNG included) and resumes from the last
 checkpoint when one exists, so a killed run continues.
+
+Checkpoints are data: each is written with a sha256 sidecar and read weights-only after its digest
+checks out (:mod:`lightning_wm.checkpoints`); a bad one is named, moved aside, and the run resumes
+from the checkpoint before it or starts afresh, so one bad file never fails every rerun.
 """
 from __future__ import annotations
 
-import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Callable, Sequence
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 
+from lightning_wm import checkpoints
 from lightning_wm.artifacts import CHECKPOINTS, LAST, LOGS, MODEL
 from lightning_wm.data.collector import EnvFactory
 from lightning_wm.diagnostics.base import Diagnostic
@@ -41,6 +46,8 @@ class TrainResult:
     diagnostics: dict[str, float] = field(default_factory=dict)
     #: per evaluation point, the score of each task (a multi-task run's curve is their mean)
     task_returns: list[tuple[float, ...]] = field(default_factory=list)
+    #: sha256 of the final weights file ``model_path`` (recorded so a target can check its source)
+    model_sha256: str | None = None
 
 
 class PhaseCheckpoint(L.Callback):
@@ -54,7 +61,7 @@ class PhaseCheckpoint(L.Callback):
         steps = driver.env_steps
         if driver.at_phase_boundary and steps - self.last_saved >= self.every:
             self.last_saved = steps
-            save_atomically(trainer, self.path)
+            save_atomically(trainer, self.path, keep_previous=True)
 
     def state_dict(self) -> dict:
         return {"last_saved": self.last_saved}
@@ -92,12 +99,37 @@ class Progress(L.Callback):
         self.report(f"{self.label}: {steps}/{budget} env steps, {rate:7.1f} steps/s, ETA {eta_s}")
 
 
-def save_atomically(trainer: L.Trainer, path: Path, weights_only: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def save_atomically(trainer: L.Trainer, path: Path, weights_only: bool = False,
+                    keep_previous: bool = False) -> str | None:
+    """Write ``path`` and its sidecar (:func:`checkpoints.publish`); with ``keep_previous`` the
+    file it replaces stays as the fallback. Returns the sha256 on global rank 0, else ``None``.
+
+    Every rank takes part in ``save_checkpoint`` (strategies may gather state); only rank 0
+    writes, so only its temporary name is ever used."""
+    tmp = checkpoints.temp_path(path)
     trainer.save_checkpoint(tmp, weights_only=weights_only)
+    digest = None
     if trainer.is_global_zero:
-        os.replace(tmp, path)
+        try:
+            digest = checkpoints.publish(tmp, path, keep_previous)
+        finally:
+            tmp.unlink(missing_ok=True)
     trainer.strategy.barrier()
+    return digest
+
+
+class PortableCallbackState(L.Callback):
+    """Store numpy arrays in other callbacks' states as tensors (and restore them), so a
+    callback this library does not own still writes a weights-only loadable checkpoint. Its
+    save hook runs after every state is gathered; its load hook before any state is applied."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if "callbacks" in checkpoint:
+            checkpoint["callbacks"] = checkpoints.tag_arrays(checkpoint["callbacks"])
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if "callbacks" in checkpoint:
+            checkpoint["callbacks"] = checkpoints.untag_arrays(checkpoint["callbacks"])
 
 
 def make_logger(kind: str, run_dir: Path):
@@ -130,6 +162,19 @@ def ddp_strategy(agent: L.LightningModule, callbacks: Sequence[L.Callback], stra
     return strategy
 
 
+def _say(label: str, report: Callable[[str], None] | None,
+         speaks: bool) -> Callable[[str], None]:
+    """One line about the run to ``report`` (stderr without one), from one rank only."""
+    def say(line: str) -> None:
+        if not speaks:
+            return
+        if report is None:
+            print(f"{label}: {line}", file=sys.stderr, flush=True)
+        else:
+            report(f"{label}: {line}")
+    return say
+
+
 def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], action_dim: int, *,
           budget: int, seed: int, config: TrainingConfig, run_dir: Path,
           callbacks: Sequence[L.Callback] = (), accelerator: str = "cpu", devices: int | str = 1,
@@ -142,9 +187,10 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
     last = ckpt_dir / LAST
     dm = PipelineDataModule(make_env, list(tasks), action_dim, budget, seed, config,
                             agent.data_needs())
-    extra = [PhaseCheckpoint(last, config.checkpoint_every)]
+    extra: list[L.Callback] = [PhaseCheckpoint(last, config.checkpoint_every)]
     if report is not None:
         extra.append(Progress(label, report, budget))
+    extra.append(PortableCallbackState())  # last: it sees every other callback's state
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, max_epochs=1,
         strategy=ddp_strategy(agent, callbacks, strategy, devices),
@@ -152,18 +198,23 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=10, deterministic="warn", default_root_dir=run_dir,
     )
-    ckpt_path = str(last) if last.exists() else None
-    # our own resume state holds numpy arrays (replay), so it is not a weights-only file
-    trainer.fit(agent, datamodule=dm, ckpt_path=ckpt_path, weights_only=False)
+    # only global rank 0 moves bad files aside and says so; under a launcher that starts the
+    # other ranks from fit, they look only after rank 0 has
+    resume = checkpoints.resume_point(last, _say(label, report, trainer.is_global_zero),
+                                      move_bad=trainer.is_global_zero)
+    trainer.fit(agent, datamodule=dm, ckpt_path=str(resume) if resume else None,
+                weights_only=True)
     wall = dm.wall_time
     device = f"{agent.device.type} x{trainer.world_size}" + (
         f" ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else "")
     model = ckpt_dir / MODEL
     dm.include_state = False  # transfer targets need weights and hyperparameters, not the replay
-    save_atomically(trainer, model, weights_only=True)
+    digest = save_atomically(trainer, model, weights_only=True)
     dm.include_state = True
     if trainer.is_global_zero:
-        last.unlink(missing_ok=True)
+        checkpoints.discard(last)  # after model.ckpt is in place: a crash before reruns the tail
+    else:
+        digest = checkpoints.read_sidecar(model)["sha256"]
     driver = dm.driver
     curve = driver.evaluator.curve
     steps, returns = zip(*curve) if curve else ((), ())
@@ -171,4 +222,4 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
                    for k, v in cb.diagnostics.items()}
     return TrainResult(list(steps), list(returns), driver.env_steps, trainer.global_step,
                        wall, dm.resumed_from, model, device, list(driver.episode_returns),
-                       diagnostics, list(driver.evaluator.task_curve))
+                       diagnostics, list(driver.evaluator.task_curve), model_sha256=digest)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
+from benchmarks import interrupts
 from benchmarks.graph import RunSpec
-from benchmarks.runner import ExecOptions, Factories, execute
+from benchmarks.runner import ExecOptions, Factories, blocked_record, execute
 
 
 class _Done:
@@ -18,24 +19,45 @@ class LocalLauncher:
         self.opts, self.workers, self.factories = opts, max(1, workers), factories
         self.slots = self.workers
         self.pool = None
+        self._specs: dict[Future, RunSpec] = {}
         if self.workers > 1:
-            # spawn: a forked child would inherit torch's threads and Lightning's state
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+            # spawn: a forked child would inherit torch's threads and Lightning's state. Each
+            # worker catches signals itself (a terminal's Ctrl-C reaches the whole group) and
+            # gets ours forwarded (a scheduler's SIGTERM may reach only this process)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                            initializer=interrupts.install)
+            # the pool's own table of its processes: the only place their pids are kept
+            interrupts.forward_to(self, lambda: list(getattr(self.pool, "_processes", None) or ()))
 
     def start(self, spec: RunSpec):
         if self.pool is None:
             return _Done(execute(spec, self.opts, self.factories))
-        return self.pool.submit(_worker, spec.to_dict(), self.opts)
+        future = self.pool.submit(_worker, spec.to_dict(), self.opts)
+        self._specs[future] = spec
+        return future
 
     def wait(self, handles):
         done = [h for h in handles if isinstance(h, _Done)]
         if done:
             return [(h, h.record) for h in done]
         finished, _ = wait([h for h in handles if isinstance(h, Future)], return_when=FIRST_COMPLETED)
-        return [(h, h.result()) for h in finished]
+        return [(h, self._result(h)) for h in finished]
+
+    def _result(self, future: Future):
+        spec = self._specs.pop(future)
+        try:
+            return future.result()
+        except BaseException:
+            # a worker hit by the signal before it could catch it (still starting) dies, and
+            # the pool breaks: the run was stopped, not failed
+            if not interrupts.requested():
+                raise
+            return blocked_record(self.opts.out_root, spec, interrupts.describe(interrupts.received()),
+                                  status="interrupted")
 
     def close(self) -> None:
         if self.pool is not None:
+            interrupts.forward_to(self, None)
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -1,8 +1,10 @@
 """CRAR: a deterministic abstract state shared by a double-DQN head and a latent world model.
 
-Seed 001 (§4.2, §5) after François-Lavet et al. (2019). Observations s are 2-D float arrays in
-[-1, 1]; the encoder maps them to x = e(s) ∈ R^n (n = 2 for the 8×8 maze; 8×8×3 = 192 from a conv
-encoder for the 48×48 meta-labyrinth). Components, all addressable by transfer:
+van Driessel and François-Lavet, "Component Transfer Learning for Deep RL Based on Abstract
+Representations" (2021, §4.2, §5), after François-Lavet et al., "Combined Reinforcement Learning
+via Abstract Representations" (2019). Observations s are 2-D float arrays in [-1, 1]; the encoder
+maps them to x = e(s) ∈ R^n (n = 2 for the 8×8 maze; 8×8×3 = 192 from a conv encoder for the
+48×48 meta-labyrinth). Components, all addressable by transfer:
 
 - ``encoder``: s -> x (``dense`` MLP or ``conv``);
 - ``transition``: (x ⊕ a) -> Δx, with x' = x + Δx;
@@ -11,13 +13,14 @@ encoder for the 48×48 meta-labyrinth). Components, all addressable by transfer:
 Target copies of ``encoder`` and ``q`` are plain attributes (not components), so component
 transfer never touches them; they are re-synced from the components after transfer.
 
-Where the seed is silent or loose: C_d = 5 is the value of the CRAR paper it cites ([8]), not a
-number the seed gives; γ, ε schedule, target period and layer widths are ours. The seed types
-r̂ as [0, 1], but the meta-labyrinth pays −0.1 per step, so the reward head is linear. L_Q is the
-plain squared error of the seed (not Huber), and Y masks the bootstrap at terminal steps, which
-the seed's formula leaves implicit (its γ is the tuple's discount, 0 at a terminal).
+Where van Driessel & François-Lavet (2021) are silent or loose: C_d = 5 is the value of the CRAR
+paper they cite (François-Lavet et al., 2019), not a number they give; γ, ε schedule, target
+period and layer widths are ours. They type r̂ as [0, 1], but the meta-labyrinth pays −0.1 per
+step, so the reward head is linear. L_Q is their plain squared error (not Huber), and Y masks the
+bootstrap at terminal steps, which their formula leaves implicit (its γ is the tuple's discount,
+0 at a terminal).
 
-Beyond the seed, off by default: ``n_step`` > 1 bootstraps Y from n steps ahead (Rainbow's
+Beyond the paper, off by default: ``n_step`` > 1 bootstraps Y from n steps ahead (Rainbow's
 multi-step target, for sparse rewards that one-step backups carry back slowly), and
 ``plan_depth`` > 0 acts on values planned through the learned model.
 """
@@ -36,7 +39,7 @@ from lightning_wm.nets.grid import GridHead
 from lightning_wm.nets.heads import MLPHead
 
 #: the meta-labyrinth draws every maze cell as a 6×6-pixel block; the conv encoder keeps one
-#: embedding cell per maze cell (48×48 -> 8×8), which is what the seed's 8×8×3 state implies
+#: embedding cell per maze cell (48×48 -> 8×8), which is what the paper's 8×8×3 state implies
 BLOCK = 6
 
 
@@ -133,9 +136,9 @@ class CRARAgent(ValueBasedAgent, Embeds):
         if plan_depth < 0:
             raise ValueError(f"plan_depth must be 0 (act on Q) or more, got {plan_depth}")
         if n_step < 1:
-            raise ValueError(f"n_step must be 1 (the seed's one-step target) or more, got {n_step}")
+            raise ValueError(f"n_step must be 1 (the paper's one-step target) or more, got {n_step}")
         if encoder == "dense":
-            abstract_dim = 2 if abstract_dim is None else abstract_dim  # seed §5.1: two neurons
+            abstract_dim = 2 if abstract_dim is None else abstract_dim  # paper §5.1: two neurons
             enc: nn.Module = DenseEncoder(obs_shape, abstract_dim, hidden, layers)
         elif encoder == "conv":
             implied = conv_abstract_dim(obs_shape, conv_channels)
@@ -159,7 +162,7 @@ class CRARAgent(ValueBasedAgent, Embeds):
                                action_dim, hidden)
         else:
             raise ValueError(f"heads must be 'mlp' or 'grid', got {heads!r}")
-        # the seed's buffered e⁻ and Q⁻ are the target copies of encoder and q
+        # the paper's buffered e⁻ and Q⁻ are the target copies of encoder and q
         super().__init__({"encoder": enc, **parts}, ("encoder", "q"), action_dim)
         self.save_hyperparameters()
         self.hparams.abstract_dim = abstract_dim
@@ -207,7 +210,7 @@ class CRARAgent(ValueBasedAgent, Embeds):
     def loss_terms(self, batch):
         # a window of n transitions: Q learns from its first (an n-step target), the model and
         # structure losses from its last, which is the one reward-skewed replay picks; with n = 1
-        # both are the single transition of the seed
+        # both are the single transition of the paper
         n = batch["obs"].shape[1] - 1
         obs, last_obs = batch["obs"][:, 0].float(), batch["obs"][:, n].float()
         reward = batch["reward"][:, 1:].float()
@@ -217,7 +220,8 @@ class CRARAgent(ValueBasedAgent, Embeds):
         x0, x_next = enc(obs), enc(last_obs)
         x = x0 if n == 1 else enc(batch["obs"][:, n - 1].float())
         with torch.no_grad():
-            # double DQN (001 §4.2): online Q(x', ·) picks a', buffered Q⁻(e⁻(s'), ·) scores it
+            # double DQN (van Driessel & François-Lavet, 2021, §4.2): online Q(x', ·) picks a',
+            # buffered Q⁻(e⁻(s'), ·) scores it
             ret, ended = n_step_return(reward, terminal, gamma)
             y = double_q_target(ret, ended, gamma ** n, self.components["q"](x_next),
                                 self.target["q"](self.target["encoder"](last_obs)))

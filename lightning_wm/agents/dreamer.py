@@ -24,7 +24,7 @@ V_λ). Each group's loss goes through :meth:`~lightning_wm.agents.base.Agent.gro
 callbacks' extra terms and term hooks apply to ``model``, ``actor`` and ``value`` alike.
 
 Meta-model transfer (Sasso, Sabatelli and Wiering, "Multi-Source Transfer Learning for Deep
-Model-Based Reinforcement Learning", 2022: meta-model transfer learning, Algorithm 4): with
+Model-Based Reinforcement Learning", TMLR, 2023: meta-model transfer learning, Algorithm 4): with
 ``meta_sources = N`` the reward head reads [s, h, m_θ1(s, h), …, m_θN(s, h)], the predicted means
 of N frozen source reward models held in ``meta_rewards`` (not components: transfer and the
 optimisers never see them; they live in the checkpoint).
@@ -55,7 +55,7 @@ from lightning_wm.nets.heads import MLPHead
 from lightning_wm.nets.latent import GaussianLatent
 from lightning_wm.nets.rssm import RSSM, State
 
-#: everything not a size: Dreamer V1's values (SPEC §1 for the FTL paper; V1's code)
+#: everything not a size: Dreamer V1's values (V1's code, which Sasso et al. (2023), §5, build on)
 DEFAULTS: dict[str, Any] = dict(
     reward_layers=2, value_layers=3, actor_layers=4, dense_layers=2, horizon=15,
     gamma=0.99, lam=0.95, model_lr=6e-4, value_lr=8e-5, actor_lr=8e-5, adam_eps=1e-7,
@@ -72,9 +72,10 @@ SIZES: dict[str, dict[str, Any]] = {
     "paper": dict(deter=200, stoch=30, hidden=200, units=400, embed=400, depth=32, seq_len=50),
 }
 
-#: the paper's training loop as a ``TrainingConfig`` (SPEC §1): 5 random seed episodes, 100
-#: updates per 1000 env steps, batches of 50. The paper counts simulator frames; with action
-#: repeat 2 and 1000-frame episodes that is 2500 and 500 agent steps (what the collector counts).
+#: the paper's training loop (Sasso et al. (2023), Algorithm 1) as a ``TrainingConfig``: 5 random
+#: seed episodes, 100 updates per 1000 env steps, batches of 50. The paper counts simulator
+#: frames; with action repeat 2 and 1000-frame episodes that is 2500 and 500 agent steps (what the
+#: collector counts).
 PAPER_TRAINING: dict[str, int] = dict(collect_every=500, updates_per_collect=100,
                                       prefill=2500, batch_size=50)
 

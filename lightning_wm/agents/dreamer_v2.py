@@ -1,12 +1,13 @@
 """DreamerV2: Dreamer with categorical latents, a discount head and a reinforce actor.
 
-Hafner et al., "Mastering Atari with Discrete World Models", 2021, as the Mario levels study
-(SPEC §3) uses it (multi-task pre-training on Super Mario Bros levels); the mario_levels and
-atari100k suites (SPEC §1). There is no DreamerV2 class: :func:`DreamerV2Agent` builds
+Hafner et al., "Mastering Atari with Discrete World Models", 2021, as Voskuil, "Pre-training World
+Models to efficiently learn related tasks" (Master's thesis, Leiden University, 2022) uses it
+(multi-task pre-training on Super Mario Bros levels); the agent of the mario_levels and atari100k
+suites. There is no DreamerV2 class: :func:`DreamerV2Agent` builds
 :class:`~lightning_wm.agents.dreamer.DreamerAgent` from V2's :data:`RECIPE`, which keeps V1's RSSM,
 encoders, decoders and acting and chooses other parts:
 
-- latent (eq. (1) of the Mario levels study): 32 categoricals × 32 classes with straight-through
+- latent (eq. (1) of Voskuil (2022)): 32 categoricals × 32 classes with straight-through
   samples (:class:`~lightning_wm.nets.categorical.CategoricalLatent`), whose ``kl`` is
   KL-balanced (α 0.8);
 - components add ``discount``: γ̂_t ~ p_φ(γ̂ | h_t, z_t), a Bernoulli continuation head trained
@@ -23,12 +24,12 @@ encoders, decoders and acting and chooses other parts:
   η = ``actor_ent`` (1e-3) for discrete actions; continuous (Box) actions keep V1's tanh-Gaussian
   actor and dynamics backprop (``actor_grad="auto"`` picks per action space).
 
-Hyperparameters: the Mario levels study "reuse[s] all hyperparameters from the Atari experiments"
+Hyperparameters: Voskuil (2022) "reuse[s] all hyperparameters from the Atari experiments"
 of DreamerV2 without listing them; ``paper`` holds those (deter 600, 32 × 32 latents, heads
 4 × 400, CNN depth 48, sequences 50, batch 16, horizon 15, lr 2e-4 / 4e-5 / 1e-4, γ 0.999, λ 0.95,
 KL scale 0.1, discount scale 5, η 1e-3, target every 100, Adam ε 1e-5, clip 100, tanh rewards).
 
-Short episodes (the Mario levels study): ``absorbing=True`` declares in
+Short episodes (Voskuil (2022), §5.2): ``absorbing=True`` declares in
 :meth:`~lightning_wm.agents.dreamer.DreamerAgent.data_needs` that replay windows may run past an
 episode's end into absorbing states.
 
@@ -51,7 +52,7 @@ from lightning_wm.nets.categorical import CategoricalLatent, OneHotActor
 from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.heads import MLPHead
 
-#: everything not a size: DreamerV2's Atari values (the Mario levels study reuses them).
+#: everything not a size: DreamerV2's Atari values (Voskuil (2022) reuses them).
 #: ``stoch`` counts categoricals, ``classes`` their classes; ``free_nats`` 0: V2's KL is free-free.
 DEFAULTS: dict[str, Any] = dict(
     reward_layers=4, value_layers=4, actor_layers=4, dense_layers=4, horizon=15,

@@ -1,10 +1,11 @@
-"""Sampling past the end of episodes with absorbing states (seed 004 §5.2).
+"""Sampling past the end of episodes with absorbing states (Voskuil, "Pre-training World Models to
+efficiently learn related tasks", Master's thesis, Leiden University, 2022, §5.2).
 
 "Instead of throwing away short episodes, we allow DreamerV2 to sample past the end of an
 episode. For the time steps past the end of the episode, we treat the last step of the episode as
 an absorbing state, so that p(s_t = s_{t+1} | s_t, a_t) = 1, no matter the action. To this end, we
 repeat the last observation, set the reward and discount targets to 0 and uniformly sample a
-random action." (seed 004 §5.2)
+random action." (Voskuil (2022), §5.2)
 
 :func:`sample_absorbing` draws ``length``-step sequences from any
 :class:`~lightning_wm.data.replay.EpisodeReplay`, also from episodes shorter than ``length`` and
@@ -25,8 +26,8 @@ the draws, and hence the batches, are exactly those of ``EpisodeReplay.sample``.
 ``sample`` / ``can_sample`` do this, so a data module opts in by holding one instead:
 ``make_replay(capacity, agent.data_needs().absorbing)`` (the agent declares it in its
 :class:`~lightning_wm.agents.protocol.DataNeeds`; DreamerV2 does).
-As in the seed, the end of an episode is treated as absorbing whether it terminated or was cut
-by a time limit.
+As in Voskuil (2022), the end of an episode is treated as absorbing whether it terminated or was
+cut by a time limit.
 """
 from __future__ import annotations
 

@@ -14,8 +14,10 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from lightning_wm.data.portable import plain
 from lightning_wm.data.replay import EpisodeReplay
 from lightning_wm.data.workers import EnvFactory, EnvWorkers, LocalEnvs
+from lightning_wm.signing import open_signed, sign
 
 
 class Policy(Protocol):
@@ -206,11 +208,11 @@ class Collector:
 
     def state_dict(self) -> dict[str, Any]:
         return {"episodes_started": self.episodes_started, "env_steps": self.env_steps,
-                "rng": self.rng.bit_generator.state, "in_flight": self._in_flight()}
+                "rng": plain(self.rng.bit_generator.state), "in_flight": self._in_flight()}
 
-    def _in_flight(self) -> bytes | None:
+    def _in_flight(self) -> dict[str, Any] | None:
         """The episodes in flight with their envs (pickled where they live), when the envs can
-        be pickled.
+        be pickled, signed with this user's key (:mod:`lightning_wm.signing`).
 
         Pure-Python envs pickle, and so do the PyBullet adapters (they save the simulator state),
         so a resumed run continues exactly where it stopped; an env that can't be pickled (a
@@ -220,24 +222,32 @@ class Collector:
         if any(b is None for b in blobs):
             return None
         try:
-            return pickle.dumps([(b, s.task, s.obs, s.steps, s.ret)
+            blob = pickle.dumps([(b, s.task, s.obs, s.steps, s.ret)
                                  for b, s in zip(blobs, self.slots)])
         except Exception:  # noqa: BLE001 - any pickling failure just means "restart episodes"
             return None
+        try:
+            return sign(blob)
+        except OSError:  # no key can be made (read-only home): resume restarts these episodes
+            return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.episodes_started = state["episodes_started"]
-        self.env_steps = state["env_steps"]
+        self.episodes_started = int(state["episodes_started"])
+        self.env_steps = int(state["env_steps"])
         self.rng.bit_generator.state = state["rng"]
         self.abandon_episodes()
         if state.get("in_flight") is None:
             return
-        saved = pickle.loads(state["in_flight"])
+        # unpickled only when signed with this user's key: a pickle from elsewhere could run
+        # anything; without it the episodes in flight just restart
+        blob = open_signed(state["in_flight"])
+        if blob is None:
+            return
+        saved = pickle.loads(blob)
         if len(saved) != len(self.slots):
             return
-        # older checkpoints hold each slot's env dict itself rather than its pickle
-        blobs = [envs if isinstance(envs, bytes) else pickle.dumps(envs) for envs, *_ in saved]
-        spaces = self.envs.call([(i, "set_state", (b,)) for i, b in enumerate(blobs)])
+        # the slots' env pickles were inside the signed blob, so workers get checked data only
+        spaces = self.envs.call([(i, "set_state", (envs,)) for i, (envs, *_) in enumerate(saved)])
         for slot, (_, task, obs, steps, ret), space in zip(self.slots, saved, spaces):
             slot.task, slot.obs, slot.steps, slot.ret = task, obs, steps, ret
             slot.space = space.get(task)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from lightning_wm.data.portable import to_array, to_tensor
+
 FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
 
 
@@ -102,12 +104,15 @@ class EpisodeReplay:
         return episodes.astype(np.int64), starts  # index i in ``ends`` is the start of a sequence
 
     def state_dict(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "episodes": list(self.episodes),
-                "task_ids": list(self.task_ids)}
+        # tensors, not arrays: a weights-only load reads them (dtype and values kept exactly)
+        return {"capacity": self.capacity,
+                "episodes": [{k: to_tensor(v) for k, v in ep.items()} for ep in self.episodes],
+                "task_ids": [int(t) for t in self.task_ids]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.capacity = state["capacity"]
-        self.episodes = deque(state["episodes"])
-        self.task_ids = deque(state["task_ids"])
+        self.capacity = int(state["capacity"])
+        self.episodes = deque({k: to_array(v) for k, v in ep.items()}
+                              for ep in state["episodes"])
+        self.task_ids = deque(int(t) for t in state["task_ids"])
         self.num_steps = sum(len(ep["reward"]) for ep in self.episodes)
         self._rewarding.clear()

@@ -38,6 +38,8 @@ def apply(envs: dict[int, gym.Env], make_env: EnvFactory, command: str, *args) -
         except Exception:  # noqa: BLE001 - an env that can't be pickled: "restart its episodes"
             return None
     if command == "set_state":
+        # a blob out of a checkpoint's env state, sent only after the collector checked its
+        # signature (lightning_wm.signing)
         _close(envs)
         envs.clear()
         envs.update(pickle.loads(args[0]))

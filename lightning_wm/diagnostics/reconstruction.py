@@ -1,6 +1,7 @@
 """World-model reconstructions of a fixed trajectory: does the model see this level, or recall
-another? (the Mario levels study of SPEC §3, its Figure 8: frames of an unseen Mario level
-reconstructed by pre-trained agents show artifacts of the levels they were trained on.)
+another? (Voskuil, "Pre-training World Models to efficiently learn related tasks", Master's
+thesis, Leiden University, 2022, Figure 8: frames of an unseen Mario level reconstructed by
+pre-trained agents show artifacts of the levels they were trained on.)
 
 The callback plays one seeded random-action trajectory in an env (by default the run's own first
 task), filters it through the world model and decodes the posterior states. It does so when

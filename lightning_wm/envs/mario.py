@@ -1,6 +1,7 @@
-"""Super Mario Bros levels as gymnasium envs (suite mario_levels, seed 004).
+"""Super Mario Bros levels as gymnasium envs (suite mario_levels; Voskuil, "Pre-training World
+Models to efficiently learn related tasks", Master's thesis, Leiden University, 2022).
 
-Protocol (thesis 004 §5.1-5.2, DreamerV2's Atari preprocessing): one env per level ``"1-1"`` …
+Protocol (Voskuil (2022), §5.1-5.2, DreamerV2's Atari preprocessing): one env per level ``"1-1"`` …
 ``"8-4"`` (gym-super-mario-bros' single-stage mode: the episode ends when Mario dies or reaches the
 flag), the 12-action complex movement set, grayscale 64×64 observations ``uint8 [1, 64, 64]``
 (channels first; ``grayscale=False`` gives ``[3, size, size]`` RGB), action repeat 4, sticky

@@ -1,7 +1,8 @@
 """DreamerV2's discrete pieces: a categorical RSSM latent and a one-hot actor.
 
-The Mario levels study (SPEC §3), after Hafner et al., "Mastering Atari with Discrete World
-Models" (2021): "The latent state at time step t is composed of a deterministic vector h_t and a
+Voskuil, "Pre-training World Models to efficiently learn related tasks" (Master's thesis, Leiden
+University, 2022, §2.3.1), after Hafner et al., "Mastering Atari with Discrete World Models"
+(2021): "The latent state at time step t is composed of a deterministic vector h_t and a
 stochastic discrete vector z_t. The discrete vector consists of 32 categorical values, each with
 32 classes." :class:`CategoricalLatent` has the interface of
 :class:`lightning_wm.nets.latent.GaussianLatent` (``params_size``, ``sample_size``, ``dist``,
@@ -13,7 +14,7 @@ stochastic discrete vector z_t. The discrete vector consists of 32 categorical v
 - ``kl`` is KL balancing with α = ``balance`` (:func:`lightning_wm.losses.balanced_kl`): its value
   is KL(q ‖ p), its gradient reaches the prior with weight α and the posterior with 1 − α.
 
-:class:`OneHotActor` is the policy for discrete actions (the Mario levels study's eq. (2),
+:class:`OneHotActor` is the policy for discrete actions (Voskuil (2022), eq. (2),
 a_t ~ p_ψ(a | z_t)): a categorical over the action logits with the same straight-through one-hot
 samples, its argmax as the greedy action and a closed-form entropy for eq. (6)'s regulariser.
 """

@@ -9,6 +9,16 @@ TASK_SAMPLING = ("round_robin", "uniform")
 POSITIVE = ("collect_every", "batch_size", "eval_every", "eval_episodes", "checkpoint_every",
             "replay_capacity", "num_envs")
 NON_NEGATIVE = ("updates_per_collect", "prefill", "env_workers")
+#: the most env steps a run's budget may be (the suite schema bounds budgets the same way)
+MAX_STEPS = 10 ** 9
+#: upper bounds: a typo of a few digits must fail at validation, not allocate terabytes (a batch
+#: is ``batch_size`` sequences, several MB each with pixels) or start a run that never ends.
+#: Step counts and the replay (it grows as episodes arrive) are bounded by the longest budget;
+#: the rest are 60-130x the largest value a committed suite uses.
+UPPER = {"collect_every": MAX_STEPS, "prefill": MAX_STEPS, "eval_every": MAX_STEPS,
+         "checkpoint_every": MAX_STEPS, "replay_capacity": MAX_STEPS,
+         "updates_per_collect": 100_000, "batch_size": 4096, "eval_episodes": 10_000,
+         "num_envs": 1024, "env_workers": 256}
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,9 @@ class TrainingConfig:
                     for name in POSITIVE if not values[name] > 0]
         problems += [f"{name} must be >= 0, got {values[name]!r}"
                      for name in NON_NEGATIVE if not values[name] >= 0]
+        # the value is not echoed: a mistyped one may have thousands of digits
+        problems += [f"{name} must be <= {bound:,}"
+                     for name, bound in UPPER.items() if values[name] > bound]
         if not 0 <= self.eval_epsilon <= 1:
             problems.append(f"eval_epsilon is a probability in [0, 1], got {self.eval_epsilon!r}")
         if not 0 <= self.reward_fraction < 1:

@@ -22,6 +22,7 @@ from lightning_wm.pipeline.config import TrainingConfig
 from lightning_wm.pipeline.driver import Driver
 from lightning_wm.pipeline.evaluator import Evaluator
 from lightning_wm.pipeline.sources import ReplaySource, RolloutSource, Source
+from lightning_wm.signing import reading
 
 
 class Pipeline:
@@ -126,13 +127,16 @@ class PipelineDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         if not self.include_state:  # a weights-only checkpoint: no replay, no counters
             return {}
-        return {"driver": self.driver.state_dict(), "wall_time": self.wall_time}
+        return {"driver": self.driver.state_dict(), "wall_time": float(self.wall_time)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.driver is None:
             self.setup("fit")
         driver = self.driver
-        driver.load_state_dict(state["driver"])
+        # messages about the checkpoint's content (unsigned env state) name its file
+        origin = getattr(self.trainer, "ckpt_path", None) if self.trainer is not None else None
+        with reading(origin or "checkpoint"):
+            driver.load_state_dict(state["driver"])
         self.resumed_from = driver.env_steps
         self.elapsed_before = state["wall_time"]
         self._t_start = time.monotonic()

@@ -15,11 +15,11 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator, Mapping
 
-import numpy as np
 import torch
 
 from lightning_wm.agents.protocol import MAIN, Batches
 from lightning_wm.data.collector import Collector
+from lightning_wm.data.portable import global_numpy_rng, set_global_numpy_rng
 from lightning_wm.pipeline.config import TrainingConfig
 from lightning_wm.pipeline.evaluator import AgentPolicy, Evaluator
 from lightning_wm.pipeline.sources import ReplaySource, Source
@@ -129,7 +129,7 @@ class Driver:
             "evaluator": self.evaluator.state_dict(),
             "phase": self.phase, "pending_updates": self.pending_updates,
             "episode_returns": list(self.episode_returns),
-            "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": global_numpy_rng(),
             "python_rng": random.getstate(),
         }
 
@@ -151,6 +151,6 @@ class Driver:
         if self._pending_rng is not None:
             torch_rng, numpy_rng, python_rng = self._pending_rng
             torch.set_rng_state(torch_rng)
-            np.random.set_state(numpy_rng)
+            set_global_numpy_rng(numpy_rng)
             random.setstate(python_rng)
             self._pending_rng = None

@@ -64,8 +64,10 @@ class Evaluator:
         return score
 
     def state_dict(self) -> dict[str, Any]:
-        return {"curve": list(self.curve), "task_curve": list(self.task_curve),
-                "next_eval": self.next_eval}
+        # plain numbers only, so a weights-only load reads them
+        return {"curve": [(int(s), float(x)) for s, x in self.curve],
+                "task_curve": [tuple(float(x) for x in row) for row in self.task_curve],
+                "next_eval": int(self.next_eval)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.curve = [tuple(x) for x in state["curve"]]

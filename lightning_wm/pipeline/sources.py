@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lightning_wm.data.collector import Collector, Policy
+from lightning_wm.data.portable import plain
 from lightning_wm.data.replay import EpisodeReplay
 
 
@@ -62,7 +63,7 @@ class ReplaySource:
         pass
 
     def state_dict(self) -> dict[str, Any]:
-        return {"replay": self.replay.state_dict(), "rng": self.rng.bit_generator.state}
+        return {"replay": self.replay.state_dict(), "rng": plain(self.rng.bit_generator.state)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.replay.load_state_dict(state["replay"])
@@ -84,7 +85,7 @@ class OfflineSource(ReplaySource):
         super().__init__(replay, rng, batch_size, length)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
+        return {"rng": plain(self.rng.bit_generator.state)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]

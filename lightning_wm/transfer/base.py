@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from lightning_wm import checkpoints
 from lightning_wm.pipeline.datamodule import Pipeline, PipelineDataModule
 
 _COMPONENT_PREFIX = "components."
@@ -143,8 +144,14 @@ def mix_(target: nn.Module, source_state: Mapping[str, torch.Tensor], fraction: 
 
 
 def load_source(path: str) -> SourceState:
-    """Read a Lightning checkpoint into ``{component: {param path: tensor}}``."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    """Read a Lightning checkpoint into ``{component: {param path: tensor}}``.
+
+    The file must match its sha256 sidecar (``<name>.sha256.json``, written with every
+    checkpoint :func:`~lightning_wm.training.train` saves; :func:`lightning_wm.checkpoints.seal`
+    writes one for a file from elsewhere) and is read weights-only, so a source file can neither
+    run code nor be trained on when it is not what its run wrote: a
+    :class:`~lightning_wm.checkpoints.CheckpointError` naming it is raised instead."""
+    checkpoint = checkpoints.load(path)
     if "state_dict" not in checkpoint:
         raise KeyError(f"checkpoint '{path}' has no 'state_dict' (keys: {sorted(checkpoint)})")
     out: dict[str, dict[str, torch.Tensor]] = {}

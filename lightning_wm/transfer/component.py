@@ -1,4 +1,8 @@
-"""Transfer callbacks that rewrite component weights once, at the start of training (SPEC §2).
+"""Transfer callbacks that rewrite component weights once, at the start of training: fractional
+and modular transfer (Sasso, Sabatelli and Wiering, "Multi-Source Transfer Learning for Deep
+Model-Based Reinforcement Learning", TMLR, 2023, §4.1) and component transfer (van Driessel and
+François-Lavet, "Component Transfer Learning for Deep RL Based on Abstract Representations", 2021,
+§4.1).
 
 Every callback here is all-or-nothing: it resolves every address (:func:`select` raises
 :class:`UnknownComponentError` on a pattern that matches nothing), reads the source and checks
@@ -29,9 +33,10 @@ from lightning_wm.transfer.base import (
 
 MODES = ("full", "fractional", "random", "frozen")
 
-#: SPEC §2 modular transfer (000 Algorithm 3), for Dreamer-style agents: world model copied,
-#: reward/value hidden layers copied and output layers fractional, actor and the transition's
-#: action-input weights fresh. Every address must exist on the agent, or ``apply`` raises.
+#: modular transfer (Sasso et al. (2023), Algorithm 3), for Dreamer-style agents: world model
+#: copied, reward/value hidden layers copied and output layers fractional, actor and the
+#: transition's action-input weights fresh. Every address must exist on the agent, or ``apply``
+#: raises.
 MODULAR_DEFAULT: dict[str, str] = {
     "encoder": "full",
     "representation": "full",
@@ -45,7 +50,8 @@ MODULAR_DEFAULT: dict[str, str] = {
     "actor": "random",
 }
 
-#: The Appendix-D failure mode: reward and value transferred in full (also Dreamer-style only).
+#: The failure mode of Sasso et al. (2023), Appendix D: reward and value transferred in full
+#: (also Dreamer-style only).
 MODULAR_FULL: dict[str, str] = {
     k: v for k, v in MODULAR_DEFAULT.items() if k not in ("reward.out", "value.out")
 }
@@ -79,7 +85,8 @@ class _Step:
     #: source tensors keyed relative to ``address`` (empty for "random")
     state: Mapping[str, torch.Tensor] = field(default_factory=dict)
     #: key prefixes (relative to ``address``; "" = all) a later "random" step re-initialises:
-    #: there the source is not required to fit (SPEC §2: e.g. ``transition.action_input``)
+    #: there the source is not required to fit (e.g. ``transition.action_input``, fresh in
+    #: Sasso et al. (2023), Algorithm 3)
     fresh: tuple[str, ...] = ()
     #: keys that will not be taken from the source (set by :func:`_check_plan`)
     skip: frozenset[str] = frozenset()
@@ -154,7 +161,7 @@ class LoadComponents(TransferCallback):
 
 
 class FractionalTransfer(TransferCallback):
-    """Fractional transfer θ_T ← θ_ε + λ θ_S on the named components (SPEC §2, λ = 0.2)."""
+    """Fractional transfer θ_T ← θ_ε + λ θ_S on the named components (Sasso et al., 2023, §4.1, λ = 0.2)."""
 
     def __init__(self, source: str, components: str | Sequence[str], fraction: float = 0.2) -> None:
         super().__init__()

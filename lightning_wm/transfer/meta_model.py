@@ -1,4 +1,5 @@
-"""Meta-model transfer (MMTL, seed 000 §4.2 and Algorithm 4) for the reward model.
+"""Meta-model transfer (MMTL: Sasso, Sabatelli and Wiering, "Multi-Source Transfer Learning for
+Deep Model-Based Reinforcement Learning", TMLR, 2023, §4.2 and Algorithm 4) for the reward model.
 
 The target reward model r̂ = m_Θ(s, m_θ1(s), …, m_θN(s)) reads, besides its latent input, the
 predicted means of the reward models of N source agents, which stay frozen. The target agent is

@@ -60,8 +60,9 @@ class LossSchedule(TransferCallback):
     """Give loss terms (glob patterns) ``weight`` until ``until_step``, then their previous weight.
 
     E.g. ``LossSchedule(["structure/*"], 0.0, until_step=15_000)`` omits the structure losses
-    early in training (SPEC §2, 001 variant 4). "Previous" is the agent's weight for the same
-    pattern when training started, 1.0 if it had none.
+    early in training (variant 4 of van Driessel and François-Lavet, "Component Transfer Learning
+    for Deep RL Based on Abstract Representations", 2021, §5.2.3). "Previous" is the agent's
+    weight for the same pattern when training started, 1.0 if it had none.
     """
 
     #: while terms are off, the parameters only they reach get no gradient

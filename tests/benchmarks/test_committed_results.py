@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cli import main
-from benchmarks.results import load_results, validate_results
+from benchmarks.results import load_results
+from benchmarks.validate import validate_results
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 BASELINES = sorted(p for p in RESULTS.glob("*/nightly") if p.is_dir())

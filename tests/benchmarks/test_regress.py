@@ -185,7 +185,7 @@ def test_learn_within_gates_sources_and_long_scratch_runs_by_the_stated_step(tmp
 
 def test_learn_within_skips_sources_that_read_other_runs(tmp_path):
     c = tmp_path / "cur"
-    use = [{"slot": "base", "run_id": "r", "checkpoint_sha256": "s", "env_steps": 1,
+    use = [{"slot": "base", "run_id": "r", "checkpoint_sha256": "0" * 64, "env_steps": 1,
             "wall_time_s": 1.0}]
     for seed in range(3):
         _save(c, f"src-{seed}", 2, seed=seed, kind="source", method="stacked",

@@ -122,9 +122,9 @@ def test_sources_diagnostics_references_aggregates(root):
 
 def test_references_keep_tasks_that_ran_and_printed_values(root):
     facts = SuiteFacts(references=(
-        Reference("t1", "seed 000", "auc", {"reach": {"scratch": "1199 ± 558"},
-                                             "push": {"scratch": "?49? ± 44?"}}),
-        Reference("t2", "seed 000", "final", {"push": {"scratch": 3.0}})))
+        Reference("t1", "Sasso et al. (2023), Table 1", "auc",
+                  {"reach": {"scratch": "1199 ± 558"}, "push": {"scratch": "?49? ± 44?"}}),
+        Reference("t2", "Sasso et al. (2023), Table 2", "final", {"push": {"scratch": 3.0}})))
     report = build_report(load_results(root), facts, reps=50)
     assert [r["name"] for r in report["references"]] == ["t1"]  # t2 has no task that ran
     assert report["references"][0]["rows"] == [

@@ -12,7 +12,8 @@ from benchmarks import results
 from benchmarks.cli import EXIT_INPUT, EXIT_OK, main
 from benchmarks.results import (CURVE, RECORD, Provenance, ResultError, RunRecord, SourceUse,
                                 atomic_write_text, load_results, read_curve, read_record,
-                                validate_results, write_curve, write_record)
+                                write_curve, write_record)
+from benchmarks.validate import validate_results
 
 STEPS = [0, 100, 200, 300]
 RETURNS = [0.0, 0.25, 0.5, 0.94]

@@ -1,15 +1,19 @@
-"""The runner with swapped-in factories: failures are isolated, dependents blocked, NaN caught;
-and a run under DDP on two CPU processes."""
+"""The runner with swapped-in factories: failures are isolated (also when their record cannot be
+written), dependents blocked, NaN caught, a tampered source refused; and a run under DDP on two
+CPU processes."""
 from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
+import os
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from benchmarks import runner
 from benchmarks.cli import main
 from benchmarks.graph import expand
 from benchmarks.launchers import run_graph
@@ -95,3 +99,47 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert result.record.device.startswith("cpu x2")
     assert result.record.env_steps == result.record.budget  # both ranks' steps counted once each
     assert torch.load(result.path / "checkpoints/model.ckpt", weights_only=False)["state_dict"]
+
+
+def test_a_failed_record_that_cannot_be_written_does_not_stop_the_suite(tmp_path, monkeypatch):
+    real = runner.write_record
+
+    def disk_full_for_failures(folder, record):
+        if record.status == "failed":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / "record.json"))
+        real(folder, record)
+
+    monkeypatch.setattr(runner, "write_record", disk_full_for_failures)
+    records = _run(tmp_path, "raise")
+    source = records[("source", "base")]
+    assert source.status == "failed"
+    first = source.error.splitlines()[0]  # the line the summary shows
+    assert "No space left on device" in first and "agent factory exploded" in first
+    assert records[("target", "finetune")].status == "blocked"
+    assert records[("target", "scratch")].status == "completed"  # the suite went on
+
+
+def _source_then_target(tmp_path):
+    suite = load_suite(_suite(tmp_path, {}))
+    specs = expand(suite, "smoke", seeds=[0])
+    (source,) = [s for s in specs if s.kind == "source"]
+    target = next(s for s in specs if source.run_id in s.deps)
+    opts = ExecOptions(tmp_path / "out")
+    assert runner.execute(source, opts).status == "completed"
+    return source, target, opts
+
+
+def test_a_source_model_that_differs_from_its_record_is_refused(tmp_path):
+    source, target, opts = _source_then_target(tmp_path)
+    model = runner.run_dir(opts.out_root, source) / "checkpoints" / "model.ckpt"
+    record = load_results(opts.out_root)[0].record
+    if record.model_sha256 is None:
+        pytest.skip("training does not record the model digest yet")
+    model.write_bytes(model.read_bytes() + b"\0")  # tampered or damaged after its run
+    failed = runner.execute(target, opts)
+    assert failed.status == "failed"
+    assert f"{model}: sha256 " in failed.error and "refusing to train on it" in failed.error
+    assert not (runner.run_dir(opts.out_root, target) / "logs").exists()  # never trained
+    model.unlink()
+    missing = runner.execute(target, opts)
+    assert missing.status == "failed" and str(model) in missing.error

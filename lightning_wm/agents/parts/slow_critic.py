@@ -3,8 +3,9 @@
 regularisation for discrete actions (dynamics backprop for continuous ones), and a
 discount-weighted critic.
 
-Equation numbers follow the Mario levels study (SPEC §3), which states DreamerV2's losses as
-eq. (4) (λ-targets), (5) (critic) and (6) (actor).
+Equation numbers follow Voskuil, "Pre-training World Models to efficiently learn related tasks"
+(Master's thesis, Leiden University, 2022, §2.3), which states DreamerV2's losses as eq. (4)
+(λ-targets), (5) (critic) and (6) (actor).
 """
 from __future__ import annotations
 

@@ -68,9 +68,9 @@ class WorldModel:
 
     def predict_reward(self, feature: torch.Tensor) -> torch.Tensor:
         """Mean reward r̂ = m_Θ(x, m_θ1(x), …, m_θN(x)) ``[...]``: with N source models, the reward
-        head also reads their predictions (meta-model transfer, the FTL paper: Sasso, Sabatelli
-        and Wiering, "Multi-Source Transfer Learning for Deep Model-Based Reinforcement
-        Learning", 2022)."""
+        head also reads their predictions (meta-model transfer: Sasso, Sabatelli and Wiering,
+        "Multi-Source Transfer Learning for Deep Model-Based Reinforcement Learning", TMLR, 2023,
+        Algorithm 4)."""
         if len(self.meta_rewards):
             feature = torch.cat([feature, *(m(feature) for m in self.meta_rewards)], -1)
         return self.components["reward"](feature).squeeze(-1)

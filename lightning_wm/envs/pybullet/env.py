@@ -1,10 +1,11 @@
 """The gymnasium adapter around one pybullet_envs task (suites pybullet_ftl / pybullet_mmtl).
 
-Protocol (seed 000, on the Dreamer code base): 64×64 RGB observations, action repeat 2 and
-episodes of 1000 *environment* steps, i.e. 500 agent decisions. Here ``max_steps`` counts
-simulator steps (env steps; each agent decision is ``action_repeat`` of them), so the defaults
-give exactly that; the last decision of an episode is cut short if ``max_steps`` is not a multiple
-of ``action_repeat``.
+Protocol (Sasso, Sabatelli and Wiering, "Multi-Source Transfer Learning for Deep Model-Based
+Reinforcement Learning", TMLR, 2023, §5, on the Dreamer code base): 64×64 RGB observations,
+action repeat 2 and episodes of 1000 *environment* steps, i.e. 500 agent decisions. Here
+``max_steps`` counts simulator steps (env steps; each agent decision is ``action_repeat`` of
+them), so the defaults give exactly that; the last decision of an episode is cut short if
+``max_steps`` is not a multiple of ``action_repeat``.
 Rewards are summed over the repeated steps; ``terminated`` is the task's own end (a locomotion
 robot that falls over), ``truncated`` the step limit; the two are never both true.
 

@@ -20,7 +20,9 @@ SIDE = 6  # interior of the 8×8 maze: a 6×6 torus, so every move changes the s
 
 
 def render(pos: tuple[int, int]) -> torch.Tensor:
-    """8×8 maze: walls 1 on the border, path 0, agent 0.5 (the seed's simple-maze encoding)."""
+    """8×8 maze: walls 1 on the border, path 0, agent 0.5 (the simple-maze encoding of
+    van Driessel and François-Lavet, "Component Transfer Learning for Deep RL Based on Abstract
+    Representations", 2021, §5.1)."""
     grid = torch.zeros(8, 8)
     grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = 1.0
     grid[pos[0] + 1, pos[1] + 1] = 0.5
@@ -301,7 +303,7 @@ class FixedBatches(torch.utils.data.IterableDataset):
 def test_learns_the_torus_maze_through_a_trainer():
     L.seed_everything(0, verbose=False)
     batch = torus_batch()
-    agent = CRARAgent((8, 8), 4, lr=3e-3, target_every=50)  # lr above the seed's 5e-4: 300 steps
+    agent = CRARAgent((8, 8), 4, lr=3e-3, target_every=50)  # lr above the paper's 5e-4: 300 steps
     with torch.no_grad():
         start = agent.weighted(agent.loss_terms(batch)).item()
     trainer = L.Trainer(max_steps=300, logger=False, enable_checkpointing=False,

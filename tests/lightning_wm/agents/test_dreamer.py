@@ -15,6 +15,7 @@ from lightning_wm.agents import make_agent
 from lightning_wm.agents.dreamer import DreamerAgent, resolve_config
 from lightning_wm.agents.parts import DynamicsActorCritic, WorldModel
 from lightning_wm.agents.protocol import DataNeeds, Embeds, MetaRewards, Reconstructs
+from lightning_wm.checkpoints import seal
 from lightning_wm.components import select
 from lightning_wm.envs import make_env
 from lightning_wm.losses import kl_free_nats, lambda_returns
@@ -267,6 +268,7 @@ def test_modular_default_preset_on_dreamer(tmp_path):
     update(src, batch(src))
     path = tmp_path / "source.ckpt"
     torch.save({"state_dict": src.state_dict()}, path)
+    seal(path)  # a source is read only with a sidecar matching its digest
     tgt = agent(seed=2)
     ref = copy.deepcopy(tgt.components)
     torch.manual_seed(4)

@@ -1,5 +1,6 @@
-"""Absorbing-state sampling (the Mario levels study, SPEC §3): short episodes padded past their
-end, exact compatibility with EpisodeReplay when no padding is allowed, and the replay an agent's
+"""Absorbing-state sampling (Voskuil, "Pre-training World Models to efficiently learn related
+tasks", Master's thesis, Leiden University, 2022, §5.2): short episodes padded past their end,
+exact compatibility with EpisodeReplay when no padding is allowed, and the replay an agent's
 declared data needs pick."""
 from __future__ import annotations
 

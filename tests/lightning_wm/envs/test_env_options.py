@@ -57,3 +57,31 @@ def test_make_env_rejects_an_unknown_option_before_building():
 def test_unknown_env_id():
     with pytest.raises(KeyError, match="unknown env 'icy'"):
         check_env_options("icy", {})
+
+
+def test_option_values_are_checked_against_the_constructor_types():
+    """YAML writes bools, numbers, strings and lists; a bool is not a count, a string not a
+    number, whatever Python's own coercions would make of them."""
+    from lightning_wm.envs.corridor import Corridor
+    from lightning_wm.envs.point import PointMass
+    from lightning_wm.options import OptionTypeError, check_option_types, declared_types
+
+    corridor, point = declared_types(Corridor), declared_types(PointMass)
+    check_option_types("env 'corridor'", corridor,
+                       {"length": 8, "slip": 0, "invert": True, "max_steps": None})
+    check_option_types("env 'point'", point, {"goal": [1, 0.5], "dim": 1})
+    for types, bad in [(corridor, {"length": True}), (corridor, {"length": "8"}),
+                       (corridor, {"length": 8.0}), (corridor, {"slip": "0.1"}),
+                       (corridor, {"invert": 1}), (point, {"goal": "up"}),
+                       (point, {"goal": [1, "x"]})]:
+        with pytest.raises(OptionTypeError) as info:
+            check_option_types("env", types, bad)
+        assert f"option '{next(iter(bad))}' expects" in str(info.value)
+
+
+@pytest.mark.parametrize("env_id", ["halfcheetah", "mario"])
+def test_lazy_adapters_option_types_come_from_their_classes(env_id):
+    from lightning_wm.options import declared_types
+
+    cls, supplied = _constructor(env_id)
+    assert ENV_OPTIONS[env_id] - set(PAD_OPTIONS) <= set(declared_types(cls)) - set(supplied)

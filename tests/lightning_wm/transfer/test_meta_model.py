@@ -11,6 +11,7 @@ import torch
 
 from lightning_wm.agents import make_agent
 from lightning_wm.callbacks import CALLBACK_REGISTRY, make_callback
+from lightning_wm.checkpoints import seal
 from lightning_wm.pipeline import TrainingConfig
 from lightning_wm.envs import make_env
 from lightning_wm.testing import CrashAfter, same, snapshot as sd
@@ -45,6 +46,7 @@ def sources(tmp_path_factory):
         src.update({"main": batch(src)})
         path = root / f"source{seed}.ckpt"
         torch.save({"state_dict": src.state_dict()}, path)
+        seal(path)  # a source is read only with a sidecar matching its digest
         paths.append(str(path))
         rewards.append(sd(src.components["reward"]))
     return paths, rewards
@@ -130,6 +132,7 @@ def test_meta_model_run_resumes_identically(sources, tmp_path):
     paths = [str(tmp_path / f"src{i}.ckpt") for i in range(2)]
     for src, dst in zip(originals, paths):
         shutil.copy(src, dst)
+        seal(dst)
     full_agent, full = _train(tmp_path / "full", paths)
     for module, expected in zip(full_agent.meta_rewards, rewards):
         assert same(sd(module), expected)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_wm.checkpoints import seal
 from lightning_wm.transfer import (
     TransferCallback,
     copy_,
@@ -136,6 +137,7 @@ def test_load_source_and_addresses(tmp_path):
         "components.reward.out.bias": torch.zeros(1),
         "other.thing": torch.zeros(1),
     }}, path)
+    seal(path)  # a source is read only with a sidecar matching its digest
     source = load_source(str(path))
     assert sorted(source) == ["reward"]
     assert sorted(source_state_for(source, "reward")) == ["hidden.0.weight", "out.bias", "out.weight"]

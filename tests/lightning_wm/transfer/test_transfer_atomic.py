@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lightning_wm.agents.dreamer import DreamerAgent
+from lightning_wm.checkpoints import seal
 from lightning_wm.components import UnknownComponentError
 from lightning_wm.transfer.component import (
     MODULAR_DEFAULT,
@@ -29,6 +30,7 @@ def _dreamer(seed: int, actions: int) -> DreamerAgent:
 
 def _save(state: dict, path) -> str:
     torch.save({"state_dict": state}, path)
+    seal(path)  # a source is read only with a sidecar matching its digest
     return str(path)
 
 

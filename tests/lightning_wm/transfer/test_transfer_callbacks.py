@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from lightning_wm.agents.base import Agent
 from lightning_wm.callbacks import CALLBACK_REGISTRY, describe_callbacks, make_callback
+from lightning_wm.checkpoints import seal
 from lightning_wm.components import UnknownComponentError
 from lightning_wm.diagnostics import DIAGNOSTICS, EmbeddingAgreement, make_diagnostic
 from lightning_wm.transfer import (
@@ -124,6 +125,7 @@ def source(tmp_path_factory):
     trainer = _fit(agent, max_steps=1)
     path = str(tmp_path_factory.mktemp("src") / "source.ckpt")
     trainer.save_checkpoint(path)
+    seal(path)  # a source is read only with a sidecar matching its digest
     return path, agent.components
 
 
