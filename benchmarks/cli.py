@@ -20,11 +20,6 @@ from benchmarks.suite import SEED_LIMIT, SuiteError
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 
-def progress_line(text: str) -> None:
-    """Progress goes to stderr, one line at a time, so stdout stays a clean summary."""
-    print(text, file=sys.stderr, flush=True)
-
-
 def _ints(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x]
@@ -173,10 +168,11 @@ def cmd_list(args) -> int:
         print(f"  methods: {', '.join(suite.methods)}  (baseline: {suite.baseline})")
         for pname, prof in suite.profiles.items():
             runs = expand(suite, pname)
+            # budgets count agent decisions (env.step calls), not simulator steps
             steps = sum(r.budget for r in runs)
             cost = f", ~{prof.estimated_minutes:g} min" if prof.estimated_minutes else ""
             mark = " (default)" if pname == suite.default_profile else ""
-            print(f"  profile {pname}{mark}: {len(runs)} runs, {steps:,} env steps, "
+            print(f"  profile {pname}{mark}: {len(runs)} runs, {steps:,} decisions, "
                   f"{prof.accelerator}{cost}. {prof.description}")
     return EXIT_OK
 
@@ -195,27 +191,39 @@ def cmd_run(args) -> int:
     # a corrupt record stops the run here, before anything is written
     finished = {s.run_id: r for s in specs if (r := existing(args.out, s)) and r.status == "completed"}
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
-    opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, progress_line, args.logger)
+    report, shown, clock = _progress(args, suite, specs, finished)
+    opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, report, args.logger)
     launcher = _launcher(args, opts)
+    clock.parallel = max(1, launcher.slots)  # runs in flight at once share the remaining time
     profile = specs[0].profile
     print(f"{suite.name}/{profile}: {len(specs)} runs ({len(finished)} already completed, skipped)"
           f" -> {args.out}", flush=True)
+    suite_line = clock.short if shown.live else clock.line
+    shown.suite(suite_line)
     t0 = time.monotonic()
     skipped = []
 
     def on_done(spec, record, n, total):
+        clock.finished(spec.run_id, record.env_steps, record.wall_time_s)
         extra = f" ({record.error.splitlines()[0]})" if record.error else ""
-        print(f"[{n}/{total}] {record.status:9s} {spec.run_id}  {record.env_steps} steps "
+        shown.clear()  # the summary goes to stdout: not into the middle of the status line
+        print(f"[{n}/{total}] {record.status:9s} {spec.run_id}  {record.env_steps:,} decisions "
               f"{record.wall_time_s:.1f}s{extra}", flush=True)
+        shown.suite(suite_line)
 
     def on_skip(spec, why):  # another `run` on this output holds it: no record is written
+        clock.skipped(spec.run_id)
         skipped.append(spec.run_id)
+        shown.clear()
         print(f"[skipped]  {spec.run_id}: {why}", flush=True)
 
     interrupts.running()  # from here a signal stops the runs at a safe point
-    records = run_graph(specs, launcher, lambda s, why: blocked_record(args.out, s, why), on_done,
-                        finished, claim=lambda s: locks.acquire(run_dir(args.out, s)),
-                        on_skip=on_skip)
+    try:
+        records = run_graph(specs, launcher, lambda s, why: blocked_record(args.out, s, why),
+                            on_done, finished, claim=lambda s: locks.acquire(run_dir(args.out, s)),
+                            on_skip=on_skip)
+    finally:  # an error or interrupt message must start on a line of its own
+        shown.clear()
     bad = [r for r in records if r.status != "completed"]
     held = f", {len(skipped)} skipped (held by another process)" if skipped else ""
     print(f"done in {time.monotonic() - t0:.0f}s: {len(records) - len(bad)} completed, "
@@ -229,6 +237,21 @@ def cmd_run(args) -> int:
         for path in write_report(args.out / suite.name / profile, suite_lookup=lookup):
             print(f"wrote {path}")
     return EXIT_FAIL if bad else EXIT_OK
+
+
+def _progress(args, suite, specs, finished):
+    """Where run lines go, the display they share and the suite's clock. One run at a time in
+    this process may rewrite a terminal line in place; several processes writing to one
+    terminal would overwrite each other's, so they (and a pipe) get plain lines."""
+    from benchmarks import progress
+    live = args.launcher == "local" and args.workers == 1 and sys.stderr.isatty()
+    shown = progress.Display(live=live)
+    progress.use_display(shown)
+    prof = suite.profiles[specs[0].profile]
+    clock = progress.SuiteClock({s.run_id: s.budget for s in specs}, set(finished),
+                                prof.estimated_minutes)
+    # piped, run lines come every few seconds as lines of their own; live, every second in place
+    return (progress.report if live else progress.report_lines), shown, clock
 
 
 def _launcher(args, opts):

@@ -1,5 +1,21 @@
 """Leaderboard per task x method with bootstrap CIs; the definitions below go into leaderboard.md.
 
+* Verdict: per target task and transfer method, d = primary metric of the transfer run minus
+  that of its paired scratch run (same seed), averaged over pairs, with a 95% bootstrap CI that
+  resamples pairs. **better**: the whole CI of d is above 0; **worse**: the whole CI is below
+  0; **no detectable difference**: the CI contains 0; **too few pairs to judge**: fewer than 5
+  completed pairs (with fewer, a percentile bootstrap interval is about the range of the pairs,
+  which holds their median only 1 - 2 * 0.5**n of the time: 75 % for 3 pairs). P(improve) (CI over seeds) is shown beside it and does not decide. The
+  verdict holds only at the stated budget: target env steps per run (agent decisions x action
+  repeat) and number of pairs.
+* Reference tables: each states the paper's budget (env steps per target run) and
+  observation and ours; where either differs, or is not stated, the values are marked not
+  comparable. Given random-policy values for both sides, each side is also shown as
+  (x - random) / (scratch - random) against its own random policy and scratch baseline.
+* Units: budgets, curves, decisions to threshold, source costs and throughput count agent
+  decisions (one ``env.step`` of the agent; PyBullet tasks repeat each action for 2 simulator
+  steps, Mario for 4). "env steps" in the verdict and reference lines are decisions x action
+  repeat, the unit papers report.
 * AUC = mean evaluation return over the run (trapezoid area / step span); final = mean return
   over the last ``final_fraction`` of the span. Cells show the mean over seeds with a 95%
   stratified bootstrap CI (an n_seeds x 1 matrix, ``mean`` statistic).
@@ -27,6 +43,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,10 +54,11 @@ import numpy as np
 
 from benchmarks.results import (NO_RUNS, ResultError, RunResult, as_jsonable, atomic_write_text,
                                 curve_of, load_results)
-from benchmarks import diagnostics_report as D, report_md
+from benchmarks import diagnostics_report as D, report_md, report_refs
 from benchmarks.report_cost import charged, ci as _ci, equal_compute, source_shares
 from benchmarks.suite import Suite, SuiteError, load_suite, suite_names
 from lightning_wm import metrics as M
+from lightning_wm.metrics.curves import THRESHOLD_DEFINITION
 
 FAILED = ("failed", "blocked")
 #: not finished yet, through no fault of the method: a rerun resumes or restarts them
@@ -57,6 +75,10 @@ class Reference:
     citation: str
     metric: str
     values: Mapping[str, Mapping[str, float | str]]
+    budget_env_steps: int | None = None
+    observation: str | None = None
+    random_return: Mapping[str, float] = field(default_factory=dict)
+    our_random_return: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,13 +92,18 @@ class SuiteFacts:
     primary: str = "auc"
     references: tuple[Reference, ...] = ()
     success_below: Mapping[str, float] = field(default_factory=dict)
+    #: profile -> target task -> action repeat and observation, for the budget and the papers
+    setups: Mapping[str, Mapping[str, report_refs.TaskSetup]] = field(default_factory=dict)
 
 
 def facts_from_suite(suite: Suite) -> SuiteFacts:
     m = suite.metrics
-    refs = tuple(Reference(r.name, r.citation, r.metric, r.values) for r in suite.references)
+    refs = tuple(Reference(r.name, r.citation, r.metric, r.values, r.budget_env_steps,
+                           r.observation, dict(r.random_return), dict(r.our_random_return))
+                 for r in suite.references)
     return SuiteFacts(suite.baseline, dict(m.thresholds), dict(m.learn_within), m.early_fraction,
-                      m.final_fraction, m.primary, refs, dict(m.success_below))
+                      m.final_fraction, m.primary, refs, dict(m.success_below),
+                      report_refs.suite_setups(suite))
 
 
 def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
@@ -109,6 +136,9 @@ def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
     jumps = [M.jumpstart(*curve_of(t), *curve_of(s), facts.early_fraction) for t, s in pairs]
     out: dict[str, Any] = {
         "n_pairs": len(pairs), "jumpstart": _ci(jumps, reps, seed),
+        "paired_difference": report_refs.paired_difference(
+            [(x[primary], y[primary]) for x, y in zip(t_sc, s_sc)], reps, seed),
+        "decisions_per_run": float(np.mean([t.record.env_steps for t, _ in pairs])),
         "transfer_ratio": M.transfer_ratio(np.mean([x["auc"] for x in t_sc]),
                                            np.mean([x["auc"] for x in s_sc])),
         "probability_of_improvement": M.probability_of_improvement_ci(
@@ -137,6 +167,7 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
         "n_failed": sum(status[s] for s in FAILED),
         "n_pending": sum(status[s] for s in PENDING), "status": dict(status),
         "is_baseline": any(r.record.is_baseline for r in runs),
+        "env_steps": float(np.mean([r.record.env_steps for r in done])) if done else None,
         "auc": _ci([s["auc"] for s in scores], reps, seed),
         "final": _ci([s["final"] for s in scores], reps, seed), "transfer": None}
     if task in facts.thresholds and done:
@@ -191,27 +222,6 @@ def _aggregates(targets: list[RunResult], facts: SuiteFacts, reps: int, seed: in
     return out
 
 
-def _dig(d: Any, path: tuple) -> Any:
-    for key in path:
-        d = d.get(key) if isinstance(d, dict) else None
-    return d
-
-
-def _references(cells: list[dict], facts: SuiteFacts) -> list[dict]:
-    index = {(c["task"], c["method"]): c for c in cells}
-    ran = {c["task"] for c in cells}
-    out = []
-    for ref in facts.references:
-        # only the tasks this report has runs for: a laptop profile runs one target of six
-        rows = [{"task": t, "method": m, "paper": v,
-                 "ours": _dig(index.get((t, m)), REFERENCE_PATHS.get(ref.metric, ()))}
-                for t, per in sorted(ref.values.items()) if t in ran for m, v in sorted(per.items())]
-        if not rows:
-            continue
-        out.append({"name": ref.name, "citation": ref.citation, "metric": ref.metric, "rows": rows})
-    return out
-
-
 def _sources(results: list[RunResult], facts: SuiteFacts) -> list[dict]:
     out = []
     for r in sorted(results, key=lambda r: (r.record.method, r.record.seed, r.record.run_id)):
@@ -250,6 +260,7 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
     shares = source_shares(targets)
     cells = [_cell(t, m, rs, by_id, facts, reps, seed, shares)
              for (t, m), rs in sorted(cells_in.items())]
+    setups = facts.setups.get(profile, {})
     report = {
         "suite": name, "profile": profile, "n_runs": len(results), "n_targets": len(targets),
         "status": dict(Counter(r.record.status for r in results)),
@@ -257,8 +268,12 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
         "settings": {"baseline": facts.baseline, "primary": facts.primary,
                      "early_fraction": facts.early_fraction, "final_fraction": facts.final_fraction,
                      "thresholds": dict(facts.thresholds)},
-        "notes": notes, "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
-        "references": _references(cells, facts), "sources": _sources(results, facts),
+        "notes": notes,
+        "verdicts": report_refs.verdicts(cells, facts.baseline, facts.primary, setups),
+        "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
+        "references": report_refs.reference_tables(cells, facts.references, REFERENCE_PATHS,
+                                                   facts.baseline, setups),
+        "sources": _sources(results, facts),
         "equal_compute": equal_compute(results, facts.baseline, reps, seed),
         "diagnostics": D.means(targets),
         "per_base_model": D.per_base_model(targets, facts.success_below),
@@ -327,6 +342,8 @@ def _write_files(out: Path, groups: dict, facts_of: dict, js: str, md: str) -> l
         facts = facts_of[(name, profile)]
         pngs += plots.plot_learning_curves(runs, name, profile, out,
                                            facts.thresholds if facts else None)
+        pngs += plots.plot_source_curves(runs, name, profile, out,
+                                         facts.thresholds if facts else None)
         pngs += plot_embeddings(runs, out)
         pngs += plot_reconstructions(runs, out)
     js_path = plots.figure_path(out, "leaderboard.json")
@@ -338,4 +355,7 @@ def _write_files(out: Path, groups: dict, facts_of: dict, js: str, md: str) -> l
 
 def render_markdown(reports: list[dict], root: Path | str) -> str:
     """leaderboard.md for ``reports``, with this module's definitions at the end."""
-    return report_md.render(reports, root, __doc__.split("\n\n", 1)[1])
+    # the threshold rule is defined once, beside the function that applies it
+    held = textwrap.fill(f"* {THRESHOLD_DEFINITION} ``regress``'s learning gate uses the same "
+                         "rule.", 98, subsequent_indent="  ")
+    return report_md.render(reports, root, __doc__.split("\n\n", 1)[1] + held)

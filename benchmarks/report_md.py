@@ -44,7 +44,7 @@ def _charged_text(cc: dict) -> str:
 
 def _md_cells(cells: list[dict]) -> list[str]:
     lines = ["## Target tasks", ""] + _table(
-        ["task", "method", "seeds", "AUC", "final", "steps to threshold (reached)",
+        ["task", "method", "seeds", "AUC", "final", "decisions to threshold (reached)",
          "failed/blocked", "interrupted/running"],
         [[c["task"], c["method"], c["n_seeds"], _fmt(c["auc"]), _fmt(c["final"]),
           _thr(c.get("threshold")), c["n_failed"], c.get("n_pending", 0)] for c in cells])
@@ -62,18 +62,63 @@ def _md_cells(cells: list[dict]) -> list[str]:
     if rows:
         lines += ["## Transfer vs scratch (paired runs)", ""] + _table(
             ["task", "method", "pairs", "jumpstart", "transfer ratio",
-             "steps to threshold (transfer / scratch)", "reduction %", "P(improve)",
-             "source env steps", "cost-charged AUC diff", "shared-cost AUC diff"], rows)
+             "decisions to threshold (transfer / scratch)", "reduction %", "P(improve)",
+             "source decisions", "cost-charged AUC diff", "shared-cost AUC diff"], rows)
     return lines
 
 
+def _md_verdicts(verdicts: list[dict]) -> list[str]:
+    if not verdicts:
+        return []
+    return (["## Verdict (transfer minus scratch, paired by seed; 95% CIs)", ""]
+            + ["- " + v["text"].replace(f"→ {v['verdict']}", f"→ **{v['verdict']}**")
+               for v in verdicts] + [""])
+
+
+def _steps(n: Any) -> str:
+    return "budget not stated" if n is None else f"{n:,.0f} env steps per target run"
+
+
+def _side(setting: dict) -> str:
+    return f"{_steps(setting['env_steps'])}, {setting['observation'] or 'observation not stated'}"
+
+
+def _short(setting: dict) -> str:
+    steps = setting["env_steps"]
+    return (f"{'?' if steps is None else format(steps, ',.0f')} env steps, "
+            f"{setting['observation'] or '?'}")
+
+
+def _md_reference(ref: dict) -> list[str]:
+    ours, paper = ref["ours_setting"], ref["paper_setting"]
+    if ref["comparable"]:
+        verdict = "Comparable: same budget and observation."
+    else:
+        verdict = ("**Not comparable**: " + "; ".join(ref["not_comparable_because"])
+                   + ". The columns are shown side by side, not as a reproduction check.")
+    lines = [f"## Paper reference: {ref['name']} ({ref['metric']})", "",
+             f"Citation: {ref['citation']}", "",
+             f"- ours: {_side(ours)}", f"- paper: {_side(paper)}", f"- {verdict}", ""]
+    headers = ["task", "method", f"ours ({_short(ours)})", f"paper ({_short(paper)})"]
+    normed = any("ours_normalised" in r for r in ref["rows"])
+    if normed:  # each side scaled by its own random policy (0) and scratch baseline (1)
+        headers += ["ours, (x - random)/(scratch - random)", "paper, (x - random)/(scratch - random)"]
+    rows = []
+    for r in ref["rows"]:
+        row = [r["task"], r["method"], _num(r["ours"]), _num(r["paper"])]
+        if normed:
+            row += [_num(r.get("ours_normalised")), _num(r.get("paper_normalised"))]
+        rows.append(row)
+    return lines + _table(headers, rows)
+
+
 def _md_sources(sources: list[dict]) -> list[str]:
-    headers = ["run", "source", "tasks", "seed", "status", "env steps", "wall time (s)",
-               "env steps/s"]
+    headers = ["run", "source", "tasks", "seed", "status", "decisions", "wall time (s)",
+               "decisions/s"]
     rows = [[r["run_id"], r["source"], r["tasks"], r["seed"], r["status"], r["env_steps"],
              _num(r["wall_time_s"]), _num(r["throughput"])] for r in sources]
     if any("threshold" in r for r in sources):  # the column only where a source has one
-        headers.append("steps to threshold (reached)")
+        headers.append("decisions to threshold (reached)")
         for row, r in zip(rows, sources):
             row.append(_thr(r.get("threshold")))
     lines = ["## Sources", ""] + _table(headers, rows)
@@ -92,16 +137,14 @@ def _md_group(rep: dict) -> list[str]:
              f"- runs: {rep['n_runs']} ({status or 'none'}); date: {rep['generated']}",
              f"- primary metric: {s['primary']}; scratch baseline: `{s['baseline']}`; "
              f"early/final fraction: {s['early_fraction']}/{s['final_fraction']}"]
-    lines += [f"- note: {n}" for n in rep["notes"]] + [""] + _md_cells(rep["cells"])
+    lines += [f"- note: {n}" for n in rep["notes"]] + [""]
+    lines += _md_verdicts(rep.get("verdicts", [])) + _md_cells(rep["cells"])
     lines += [f"## Aggregates over tasks ({agg['metric']}, {agg['normalisation']})", ""] + _table(
         ["method", "tasks", "seeds", "mean", "median", "IQM"],
         [[m, ", ".join(a["tasks"]), a["n_seeds"], _fmt(a.get("mean")), _fmt(a.get("median")),
           _fmt(a.get("iqm"))] for m, a in agg["methods"].items()])
     for ref in rep["references"]:
-        lines += [f"## Paper reference: {ref['name']} ({ref['metric']})", "",
-                  f"Citation: {ref['citation']}", ""]
-        lines += _table(["task", "method", "ours", "paper"],
-                        [[r["task"], r["method"], _num(r["ours"]), _num(r["paper"])] for r in ref["rows"]])
+        lines += _md_reference(ref)
     if rep["sources"]:
         lines += _md_sources(rep["sources"])
     if rep["equal_compute"]:

@@ -131,6 +131,16 @@ class ReferenceSpec(_Strict):
     # task -> method -> value: a number, or the paper's text ("1199 ± 558") where it gives a
     # spread or where digits are illegible in the source ("?49?": the '?' digits are lost)
     values: dict[str, dict[str, float | str]]
+    # the setting the paper's values hold at, so the report can say when ours differs: env steps
+    # per target run as the paper counts them (simulator steps, action repeat included) and the
+    # observation ("64x64 pixels", "state"); left out where the paper does not state them
+    budget_env_steps: Annotated[StrictInt, Field(gt=0)] | None = None
+    observation: str | None = None
+    # task -> a random policy's value of this metric, in the paper's setting and in ours (the
+    # suite's default episode settings); with both, the report also shows each side normalised
+    # to its own random policy and scratch baseline
+    random_return: dict[str, float] = Field(default_factory=dict)
+    our_random_return: dict[str, float] = Field(default_factory=dict)
 
 
 class Suite(_Strict):

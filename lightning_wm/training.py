@@ -71,32 +71,69 @@ class PhaseCheckpoint(L.Callback):
 
 
 class Progress(L.Callback):
-    """One line per ``interval`` seconds: env steps of the budget, rate and ETA."""
+    """A line about the run every ``interval`` seconds: decisions of the budget, rate, ETA.
+
+    A budget counts agent decisions (``env.step`` calls, each ``action_repeat`` simulator steps),
+    as ``driver.env_steps`` does. Collection phases only end every minute or so, so the line is
+    also offered after every update; the count moves at phase ends, the clock in between. The
+    rate is taken over the whole attempt up to the last count, so the ETA counts down smoothly
+    rather than swinging with each phase. ``report.live``, where the callable has one, takes
+    the ticks (a terminal rewrites them in place, so they may come every second).
+    """
 
     def __init__(self, label: str, report: Callable[[str], None], budget: int,
                  interval: float = 5.0) -> None:
-        self.label, self.report, self.budget, self.interval = label, report, budget, interval
-        self._t0 = self._last = 0.0
-        self._s0 = 0
+        self.label, self.report, self.budget = label, report, budget
+        self._tick_to = getattr(report, "live", None)
+        self.interval = min(interval, 1.0) if self._tick_to else interval
+        self._tick_to = self._tick_to or report
+        self._t0 = self._last = self._t_seen = 0.0
+        self._s0 = self._seen = 0
+        self._driver = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if trainer.is_global_zero:  # one progress line per run, not one per rank
-            trainer.datamodule.driver.phase_listeners.append(self._tick)
+            self._driver = trainer.datamodule.driver
+            self._driver.phase_listeners.append(self._tick)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._t0 = self._last = time.monotonic()
-        self._s0 = trainer.datamodule.driver.env_steps
+        if self._driver is None:
+            return
+        self._t0 = self._t_seen = time.monotonic()
+        self._s0 = self._seen = self._driver.env_steps
+        self._last = float("-inf")  # say at once that the run started (prefill gives no updates)
+        self._tick(self._s0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._driver is not None:
+            self._tick(self._driver.env_steps)
 
     def _tick(self, steps: int) -> None:
-        budget = self.budget
         now = time.monotonic()
-        if now - self._last < self.interval and steps < budget:
+        if steps != self._seen:
+            self._seen, self._t_seen = steps, now
+        # the budget's line once, at once; the updates after the last phase add nothing to it
+        final = steps >= self.budget and self._last != float("inf")
+        if now - self._last < self.interval and not final or self._last == float("inf"):
             return
-        self._last = now
-        rate = (steps - self._s0) / max(now - self._t0, 1e-9)
-        eta = (budget - steps) / rate if rate > 0 else float("inf")
-        eta_s = f"{eta:5.0f}s" if eta != float("inf") else "    ?"
-        self.report(f"{self.label}: {steps}/{budget} env steps, {rate:7.1f} steps/s, ETA {eta_s}")
+        self._last = float("inf") if final else now
+        self._tick_to(f"{self.label}: {self.line(steps, now)}")
+
+    def line(self, steps: int, now: float) -> str:
+        elapsed = now - self._t0
+        done = f"{steps:,}/{self.budget:,} decisions ({100 * steps / max(self.budget, 1):.0f}%)"
+        rate = (steps - self._s0) / (self._t_seen - self._t0) if self._t_seen > self._t0 else 0.0
+        if steps >= self.budget:
+            return f"{done}, {_clock(elapsed)} elapsed, done"
+        if rate <= 0:
+            return f"{done}, {_clock(elapsed)} elapsed, ETA ?"  # no phase finished yet
+        eta = max(0.0, (self.budget - steps) / rate - (now - self._t_seen))
+        return f"{done}, {rate:,.1f}/s, {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def save_atomically(trainer: L.Trainer, path: Path, weights_only: bool = False,

@@ -59,7 +59,11 @@ def test_run_report_regress_local(local_run, capsys, reproduces):
     assert (root / "leaderboard.md").exists() and (root / "leaderboard.json").exists()
     assert list(root.glob("*.png"))
     assert main(["report", str(root)]) == 0
-    assert main(["regress", "--baseline", str(root), "--current", str(root)]) == 0
+    # smoke budgets (400 decisions a target) are too short for scratch to hold 0.8 over three
+    # evaluations: the learning gate must say so (the nightly profile is the one it gates)
+    capsys.readouterr()
+    assert main(["regress", "--baseline", str(root), "--current", str(root)]) == 1
+    assert "does not learn" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -143,8 +143,9 @@ def test_speed_factor_below_one_rejected():
 
 @pytest.mark.parametrize("levels, learns", [([10, 10, 10, 2, 2], True), ([10, 10, 2, 2, 2], False)])
 def test_learning_gate_needs_most_scratch_seeds_to_reach_the_threshold(tmp_path, levels, learns):
-    """Curves rise linearly to ``level`` at step 1000; the threshold 5 is reached by level-10
-    seeds at step 500 and never by level-2 ones. Runs without a baseline: the gate alone."""
+    """Curves rise linearly to ``level`` at step 1000; a level-10 seed scores step / 100, so the
+    mean of three evaluations after step 0 first reaches 5 on (400, 500, 600): held from step
+    600. Level-2 seeds never do. Runs without a baseline: the gate alone."""
     c = tmp_path / "cur"
     _set(c, levels, method="scratch")
     _set(c, [0, 0, 0, 0, 0], method="transfer")   # transfer methods are not gated
@@ -154,7 +155,8 @@ def test_learning_gate_needs_most_scratch_seeds_to_reach_the_threshold(tmp_path,
     text = out.getvalue()
     assert code == (0 if learns else 1), text
     hits = sum(level >= 10 for level in levels)
-    assert f"{hits}/5 seeds reach 5" in text and "first at 500 env steps" in text
+    assert f"{hits}/5 seeds reach 5 (mean of 3 evaluations after step 0)" in text
+    assert "first held at 600 env steps" in text
     assert ("REGRESSION: does not learn" in text) != learns
     assert text.count("seeds reach") == 1  # one gate row: the scratch cell, not transfer
 
@@ -163,14 +165,15 @@ def test_learn_within_gates_sources_and_long_scratch_runs_by_the_stated_step(tmp
     """With ``learn_within`` N the gate reads from-scratch sources too, counts a seed only if it
     reaches the threshold by step N, and skips runs budgeted for fewer than N steps."""
     c = tmp_path / "cur"
-    # sources on "reach" (no provenance sources: from scratch): level 10 reaches 5 at step 500
+    # sources on "reach" (no provenance sources: from scratch): level 10 holds 5 from step 600
     _set(c, [10, 10, 10], method="base", kind="source")
     # short scratch targets (budget 400 < 600): not gated though they never reach the threshold
     runs = _set(c, [2, 2, 2], method="scratch", budget=400)
     facts = SuiteFacts(thresholds={"reach": 5.0}, learn_within={"reach": 600})
     rows = learning_gate(runs, {"fake": facts})
     assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/base [source]", False)]
-    assert rows[0].verdict == "ok: 3/3 seeds reach 5 within 600 env steps, first at 500 env steps"
+    assert rows[0].verdict == ("ok: 3/3 seeds reach 5 (mean of 3 evaluations after step 0) "
+                               "within 600 env steps, first held at 600 env steps")
     out = io.StringIO()
     assert main_regress(None, c, 1.5, out, suite_lookup=lambda name: facts) == 0, out.getvalue()
     # judged by step 400, no source is there yet, and the scratch runs (budget 400) are gated
@@ -178,7 +181,8 @@ def test_learn_within_gates_sources_and_long_scratch_runs_by_the_stated_step(tmp
     rows = learning_gate(runs, {"fake": strict})
     assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/base [source]", True),
                                                      ("fake/reach/scratch", True)]
-    assert rows[0].verdict == "REGRESSION: does not learn: 0/3 seeds reach 5 within 400 env steps"
+    assert rows[0].verdict == ("REGRESSION: does not learn: 0/3 seeds reach 5 (mean of 3 "
+                               "evaluations after step 0) within 400 env steps")
     out = io.StringIO()
     assert main_regress(None, c, 1.5, out, suite_lookup=lambda name: strict) == 1
 
@@ -205,3 +209,20 @@ def test_learning_gate_flags_a_scratch_cell_whose_runs_all_failed(tmp_path, with
     rows = learning_gate(runs, {"fake": facts})
     assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/scratch", True)]
     assert rows[0].verdict.startswith("REGRESSION: does not learn: 0/0 seeds reach 5")
+
+
+def test_learning_gate_ignores_a_lucky_start_and_single_good_evaluations(tmp_path):
+    """The nightly failure this gate missed: an untrained policy scoring 0.93 at step 0, and a
+    policy alternating -0.32 / 0.94 (windows of three average 0.1 or 0.52), reached 0.8 under
+    the first-crossing rule. Neither holds it; the one seed that climbs and stays does."""
+    c = tmp_path / "cur"
+    lucky = np.where(STEPS == 0, 0.93, -0.32)
+    alternating = np.where(np.arange(STEPS.size) % 2 == 0, -0.32, 0.94)
+    # 0.9 from step 300 on: the first window after step 0 at 0.9 is (300, 400, 500)
+    climbs = np.where(STEPS >= 300, 0.9, -0.32)
+    for seed, returns in enumerate([lucky, lucky, alternating, alternating, climbs]):
+        _save(c, f"scratch-{seed}", 0, seed=seed, method="scratch", returns=returns)
+    rows = learning_gate(load_results(c), {"fake": SuiteFacts(thresholds={"reach": 0.8})})
+    assert [(r.cell, r.current, r.regressed) for r in rows] == [("fake/reach/scratch", 1, True)]
+    assert rows[0].verdict == ("REGRESSION: does not learn: 1/5 seeds reach 0.8 (mean of 3 "
+                               "evaluations after step 0), first held at 500 env steps")

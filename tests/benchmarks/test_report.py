@@ -82,10 +82,11 @@ def test_cell_numbers_match_hand_computed(root):
     assert t["jumpstart"]["point"] == pytest.approx(3.0)
     assert t["transfer_ratio"] == pytest.approx(8.0 / 5.0)
     assert t["probability_of_improvement"]["point"] == pytest.approx(1.0)
-    # Threshold 5: scratch hits at 500, 500, 600; transfer at 200, 200, 300.
-    assert t["threshold"]["scratch_steps"] == pytest.approx(1600 / 3)
-    assert t["threshold"]["target_steps"] == pytest.approx(700 / 3)
-    assert t["threshold"]["reduction_pct"] == pytest.approx(100 * (1 - 700 / 1600))
+    # Threshold 5, held over 3 evaluations after step 0 (the step is the window's last):
+    # scratch holds it from 600, 600, 700; transfer from 300, 300, 400.
+    assert t["threshold"]["scratch_steps"] == pytest.approx(1900 / 3)
+    assert t["threshold"]["target_steps"] == pytest.approx(1000 / 3)
+    assert t["threshold"]["reduction_pct"] == pytest.approx(100 * (1 - 1000 / 1900))
     # Shifted by 200 source steps, transfer is scratch + 1 on the window [200, 1000].
     cc = t["cost_charged"]
     assert cc["n_pairs"] == 3 and cc["source_env_steps"] == SOURCE_STEPS
@@ -100,9 +101,9 @@ def test_sources_diagnostics_references_aggregates(root):
     assert report["sources"] == [{"run_id": "src", "source": "pretrain", "tasks": "reach", "seed": 0,
                                   "status": "completed", "env_steps": 200, "wall_time_s": 10.0,
                                   "throughput": 20.0, "diagnostics": {},
-                                  "threshold": {"value": 5.0, "mean_steps": 500.0,
+                                  "threshold": {"value": 5.0, "mean_steps": 600.0,
                                                 "reached": 1, "of": 1}}]
-    assert "| src | pretrain | reach | 0 | completed | 200 | 10.0 | 20.0 | 500.0 (1/1) |" \
+    assert "| src | pretrain | reach | 0 | completed | 200 | 10.0 | 20.0 | 600.0 (1/1) |" \
         in R.render_markdown([report], root)
     never = build_report(load_results(root), SuiteFacts(thresholds={"reach": 50.0}), reps=50)
     assert never["sources"][0]["threshold"] == {"value": 50.0, "mean_steps": None,

@@ -14,10 +14,15 @@ env and robot modules are imported once per process inside :func:`_isolated_impo
 The loaded classes keep working afterwards because their functions hold their own module globals.
 Nothing registers with any registry. The swap is guarded by a lock but other threads importing
 ``gym`` during those few milliseconds would see the shim; it happens once per process.
+
+pybullet's C code prints a banner when imported (``pybullet build time: ...``) and when a client
+connects (``argv[0]=``) straight to file descriptors 1 and 2, past ``sys.stdout``;
+:func:`quiet_native_output` points those descriptors at ``/dev/null`` around such calls only.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import importlib.util
 import math
@@ -32,6 +37,36 @@ import numpy as np
 _LOCK = threading.Lock()
 _CLASSES: dict[str, Any] | None = None
 _ENV_MODULES = ("pybullet_envs.gym_locomotion_envs", "pybullet_envs.gym_pendulum_envs")
+
+
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Send what C code writes to fds 1 and 2 to ``/dev/null`` inside the block, then restore
+    them. Python's own streams are flushed first so nothing queued before is lost, and C stdio is
+    flushed before restoring: with a pipe it buffers and would print the banner at exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in (1, 2):
+                os.dup2(null.fileno(), fd)
+            try:
+                yield
+            finally:
+                _flush_c_stdio()
+                for fd, copy in zip((1, 2), saved):
+                    os.dup2(copy, fd)
+    finally:
+        for copy in saved:
+            os.close(copy)
+
+
+def _flush_c_stdio() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library handle (Windows): nothing buffered to lose
+        pass
 
 
 def _shim_modules() -> dict[str, types.ModuleType]:
@@ -126,7 +161,8 @@ def _import_classes() -> dict[str, Any]:
     # Real dependencies first, so only pybullet_envs' own modules load inside the swap.
     import gymnasium.spaces  # noqa: F401
     import pybullet_data  # noqa: F401
-    from pybullet_utils import bullet_client  # noqa: F401
+    with quiet_native_output():  # importing pybullet prints its build time
+        from pybullet_utils import bullet_client  # noqa: F401
 
     spec = importlib.util.find_spec("pybullet_envs")  # locates the folder, runs nothing
     if spec is None or spec.origin is None:

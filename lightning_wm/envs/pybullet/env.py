@@ -100,15 +100,18 @@ class PyBulletEnv(gym.Env):
 
     def _connect(self) -> None:
         # pybullet is imported here, not at module level: the env registry must import without it.
-        import pybullet
-        from pybullet_utils import bullet_client
+        from lightning_wm.envs.pybullet._loader import load_classes, quiet_native_output
 
-        from lightning_wm.envs.pybullet._loader import load_classes
+        # its import and each connection print to fds 1/2 from C; a run's output is its own
+        with quiet_native_output():
+            import pybullet
+            from pybullet_utils import bullet_client
 
-        self._pb = pybullet
-        self._env_class = load_classes()[self._task.env_class]
-        # An explicit DIRECT client: BulletClient() would first try to join a shared-memory server.
-        self._client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+            self._pb = pybullet
+            self._env_class = load_classes()[self._task.env_class]
+            # An explicit DIRECT client: BulletClient() would first try to join a shared-memory
+            # server.
+            self._client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self._projection = pybullet.computeProjectionMatrixFOV(
             fov=60.0, aspect=1.0, nearVal=0.1, farVal=100.0)
 

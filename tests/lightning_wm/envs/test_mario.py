@@ -313,3 +313,16 @@ def test_matches_gym_super_mario_bros_frame_by_frame(level):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert int(proc.stdout.split("episodes")[-1]) >= 1
+
+
+@needs_nes
+def test_creating_a_mario_env_prints_nothing(capfd):
+    """The emulator is C++: whatever it printed would bypass ``sys.stdout``; a run's output
+    must carry only the benchmark's own lines."""
+    from lightning_wm.envs import make_env
+    capfd.readouterr()
+    env = make_env("mario", {"level": "1-1"})
+    env.reset(seed=0)
+    env.step(RIGHT)
+    env.close()
+    assert capfd.readouterr() == ("", "")

@@ -268,3 +268,34 @@ def test_sync_and_async_vector_envs_agree():
         vec.close()
     for x, y in zip(*results):
         np.testing.assert_array_equal(x, y)
+
+
+# -- simulator chatter -------------------------------------------------------------------------
+def test_creating_an_env_prints_nothing_and_restores_the_descriptors(capfd):
+    """pybullet's C banner (``argv[0]=``) is written to fds 1/2 on every connection; the adapter
+    silences it there and gives the descriptors back, so later output still arrives."""
+    capfd.readouterr()
+    env = PyBulletEnv("hopper", obs="proprio")
+    env.reset(seed=0)
+    env.step(np.zeros(3, np.float32))
+    pickle.loads(pickle.dumps(env)).close()  # unpickling connects a new client
+    env.close()
+    assert capfd.readouterr() == ("", "")
+    os.write(1, b"out\n")
+    os.write(2, b"err\n")
+    assert capfd.readouterr() == ("out\n", "err\n")
+
+
+def test_a_fresh_process_importing_pybullet_through_the_adapter_prints_nothing():
+    """The import banner (``pybullet build time``) comes once per process, so only a fresh
+    interpreter shows it; C stdio buffers into a pipe, so it would surface at exit if unflushed."""
+    code = textwrap.dedent("""
+        from lightning_wm.envs import make_env
+        env = make_env("halfcheetah", {"size": 16})
+        env.reset(seed=0)
+        env.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (out.stdout, out.stderr) == ("", "")

@@ -12,6 +12,7 @@ from lightning_wm.metrics import (
     mean,
     median,
     optimality_gap,
+    paired_difference_ci,
     probability_of_improvement,
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
@@ -214,6 +215,29 @@ def test_difference_ci_detects_regression():
 def test_difference_ci_task_mismatch():
     with pytest.raises(ValueError, match="same number of tasks"):
         difference_ci(np.zeros((3, 2)), np.zeros((3, 4)))
+
+
+def test_paired_difference_ci_hand_computed():
+    # pair differences 5-2 = 3 and 7-6 = 1: mean 2. A replicate draws two of {3, 1}: its mean is
+    # 1 (p 1/4), 2 (p 1/2) or 3 (p 1/4), so the 2.5th and 97.5th percentiles are 1 and 3.
+    iv = paired_difference_ci([[5.0], [7.0]], [[2.0], [6.0]], reps=4000)
+    assert (iv.point, iv.low, iv.high) == pytest.approx((2.0, 1.0, 3.0))
+
+
+def test_paired_difference_ci_cancels_what_pairs_share():
+    # each pair shares a seed effect (0, 10, 20, 30) and differs by exactly 1: paired, the CI
+    # is the point; resampled independently, the seed spread swamps the difference
+    base = np.array([[0.0], [10.0], [20.0], [30.0]])
+    paired = paired_difference_ci(base + 1.0, base)
+    assert (paired.point, paired.low, paired.high) == pytest.approx((1.0, 1.0, 1.0))
+    assert difference_ci(base + 1.0, base).contains(0.0)
+
+
+def test_paired_difference_ci_single_pair_and_shape_mismatch():
+    iv = paired_difference_ci([[4.0]], [[1.5]])
+    assert (iv.point, iv.low, iv.high) == (2.5, 2.5, 2.5)
+    with pytest.raises(ValueError, match="same shape"):
+        paired_difference_ci(np.zeros((3, 1)), np.zeros((2, 1)))
 
 
 def test_aggregate_table():

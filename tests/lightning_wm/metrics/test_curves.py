@@ -16,6 +16,7 @@ from lightning_wm.metrics import (
     time_to_threshold,
     transfer_ratio,
 )
+from lightning_wm.metrics.curves import HOLD_WINDOW, THRESHOLD_DEFINITION
 
 # 11 evaluations at steps 0, 10, ..., 100 with return equal to the index.
 STEPS = np.arange(0, 101, 10)
@@ -71,16 +72,76 @@ def test_jumpstart():
     assert target == pytest.approx(3.5)
 
 
-def test_time_to_threshold():
+def test_time_to_threshold_plain_first_crossing():
+    # window 1 counting step 0 is the first single evaluation at or above the threshold
     steps, returns = [0, 10, 20, 30], [0.0, 0.5, 1.2, 0.8]
-    assert time_to_threshold(steps, returns, 1.0) == 20.0
+    assert time_to_threshold(steps, returns, 1.0, window=1, after=-math.inf) == 20.0
     # reaching the threshold exactly counts (>=)
-    assert time_to_threshold(steps, returns, 1.2) == 20.0
-    assert time_to_threshold(steps, returns, -1.0) == 0.0
+    assert time_to_threshold(steps, returns, 1.2, window=1, after=-math.inf) == 20.0
+    assert time_to_threshold(steps, returns, -1.0, window=1, after=-math.inf) == 0.0
+
+
+def test_time_to_threshold_climb_and_hold_reports_the_window_end():
+    # after step 0 the windows of 3 average (0.25+0.5+1)/3 = 0.583 (ends at 300),
+    # (0.5+1+1)/3 = 0.833 (ends at 400) and 1 (ends at 500)
+    steps = [0, 100, 200, 300, 400, 500]
+    returns = [-0.25, 0.25, 0.5, 1.0, 1.0, 1.0]
+    assert time_to_threshold(steps, returns, 0.8) == 400.0
+    assert time_to_threshold(steps, returns, 0.85) == 500.0
+    # below every window mean: held from the first full window, (100, 200, 300)
+    assert time_to_threshold(steps, returns, 0.5) == 300.0
+
+
+def test_time_to_threshold_lucky_start_is_not_learning():
+    # 0.93 at step 0 (an untrained greedy policy), then stuck at -0.32: the windows after
+    # step 0 all average -0.32
+    steps = [0, 200, 400, 600, 800]
+    returns = [0.93, -0.32, -0.32, -0.32, -0.32]
+    assert time_to_threshold(steps, returns, 0.8) == math.inf
+    # a high start followed by a held level counts from the first window after step 0 only
+    assert time_to_threshold(steps, [0.93, 0.9, 0.9, 0.9, 0.9], 0.8) == 600.0
+
+
+def test_time_to_threshold_alternating_curve_does_not_reach():
+    # -0.32, 0.94 alternating: windows of 3 average (-0.32+0.94-0.32)/3 = 0.1
+    # or (0.94-0.32+0.94)/3 = 0.52, both below 0.8 however long the curve
+    steps = np.arange(0, 2001, 200)
+    returns = np.where(np.arange(steps.size) % 2 == 0, -0.32, 0.94)
+    assert time_to_threshold(steps, returns, 0.8) == math.inf
+    # a single evaluation would have crossed at step 200
+    assert time_to_threshold(steps, returns, 0.8, window=1) == 200.0
+    # the higher window mean is 0.52: a threshold of 0.5 is held from (200, 400, 600)
+    assert time_to_threshold(steps, returns, 0.5) == 600.0
+
+
+def test_time_to_threshold_short_curves_never_reach():
+    # fewer than 3 evaluations after step 0 show no held level, however high they are
+    assert time_to_threshold([0, 10, 20], [5.0, 5.0, 5.0], 1.0) == math.inf
+    assert time_to_threshold([0], [5.0], 1.0) == math.inf
+    # exactly 3 after step 0: the one window (2+4+6)/3 = 4 ends at the last step
+    assert time_to_threshold([0, 10, 20, 30], [0.0, 2.0, 4.0, 6.0], 4.0) == 30.0
+    assert time_to_threshold([0, 10, 20, 30], [0.0, 2.0, 4.0, 6.0], 4.01) == math.inf
+
+
+def test_time_to_threshold_after_and_window_options():
+    # a curve without a step-0 point counts from its first evaluation
+    assert time_to_threshold([10, 20, 30], [1.0, 2.0, 3.0], 2.0) == 30.0
+    # after=15 leaves 20, 30 only: too short for a window of 3, enough for a window of 2
+    assert time_to_threshold([10, 20, 30], [1.0, 2.0, 3.0], 2.0, after=15) == math.inf
+    # window 2 after 15: (2+3)/2 = 2.5 ends at 30
+    assert time_to_threshold([10, 20, 30], [1.0, 2.0, 3.0], 2.5, window=2, after=15) == 30.0
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="window"):
+            time_to_threshold([0, 10], [0.0, 1.0], 0.5, window=bad)
 
 
 def test_time_to_threshold_never_reached():
-    assert time_to_threshold([0, 10], [0.0, 0.5], 5.0) == math.inf
+    assert time_to_threshold([0, 10, 20, 30], [0.0, 0.5, 0.5, 0.5], 5.0) == math.inf
+
+
+def test_threshold_definition_states_the_window():
+    assert f"mean return of {HOLD_WINDOW} consecutive evaluations" in THRESHOLD_DEFINITION
+    assert "step 0" in THRESHOLD_DEFINITION
 
 
 def test_threshold_reduction():
