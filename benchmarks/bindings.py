@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from lightning_wm.options import (UnknownOptionsError, bind_options, check_option_types,
                                   check_options, declared_types)
+from lightning_wm.pipeline.config import TrainingConfig
 
 #: a dict as the suite writes it: its field path and its keys
 Layer = tuple[str, Mapping[str, Any]]
@@ -113,25 +114,18 @@ def bind_training(block: Mapping[str, Any]) -> dict[str, Any]:
     :class:`~lightning_wm.pipeline.config.TrainingConfig` (its fields, types, defaults and range
     checks): every field, as a plain dict, coerced as pydantic coerces (``0`` -> ``0.0`` for a
     float field), so the run hashes built from it do not change."""
-    config_type = _training_type()
+    owner = TrainingConfig.__name__
     try:
-        check_options(config_type.__name__, block, [f.name for f in fields(config_type)])
+        check_options(owner, block, [f.name for f in fields(TrainingConfig)])
         # strictly typed first: pydantic's coercion would take ``true`` or ``"64"`` for an int
-        check_option_types(config_type.__name__, declared_types(config_type), block)
+        check_option_types(owner, declared_types(TrainingConfig), block)
     except TypeError as e:
         raise ValueError(str(e)) from None  # pydantic reports a ValueError at the block's path
     # a field's bad type or range (``__post_init__``) surfaces as pydantic errors at its path
     return asdict(_training_adapter().validate_python(dict(block)))
 
 
-def _training_type() -> type:
-    # imported on first use: the pipeline package imports lightning, which `import
-    # benchmarks.suite` (report, regress) should not pay for
-    from lightning_wm.pipeline.config import TrainingConfig
-    return TrainingConfig
-
-
 @cache
 def _training_adapter():
     from pydantic import TypeAdapter
-    return TypeAdapter(_training_type())
+    return TypeAdapter(TrainingConfig)

@@ -11,12 +11,13 @@ from functools import cache
 from typing import Any, Mapping
 
 from benchmarks.bindings import check_bindings
+from lightning_wm.pipeline.config import MAX_STEPS
 
 #: env steps a budget (or a learn_within claim) may ask for: 400x the longest budget committed
 #: (mario_levels' paper profile, 2.5M decisions) and 20x Atari's 200M frames, yet a typo of a few
-#: extra digits fails here instead of starting a run that would take years. Equal to
-#: :data:`lightning_wm.pipeline.config.MAX_STEPS` (not imported: that package loads lightning)
-MAX_ENV_STEPS = 10 ** 9
+#: extra digits fails here instead of starting a run that would take years. The library's own
+#: bound on a run's budget
+MAX_ENV_STEPS = MAX_STEPS
 #: the pad options every env takes (:data:`lightning_wm.envs.PAD_OPTIONS`): widths, or none
 PAD_TYPES = {"pad_obs": int | None, "pad_action": int | None}
 
@@ -60,9 +61,11 @@ def _env_types(env_id: str) -> dict[str, Any]:
 
 def cross_check(suite) -> None:
     """Check a :class:`benchmarks.suite.Suite` whose fields are individually valid."""
-    # imported here: the registries import torch, which `import benchmarks.suite` should not
+    # imported here: the env registry imports gymnasium and the envs, which `import
+    # benchmarks.suite` (report, regress) need not pay for. Agents and callbacks are checked
+    # against their light tables: the classes import torch and Lightning (seconds of CPU)
     from lightning_wm.agents import AGENTS, check_agent_config
-    from lightning_wm.callbacks import CALLBACK_REGISTRY as CALLBACKS
+    from lightning_wm.callback_args import CALLBACK_RECEIVERS as CALLBACKS
     from lightning_wm.envs import ENVS
 
     for tname, task in suite.tasks.items():

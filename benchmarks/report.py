@@ -35,8 +35,16 @@
 * Equal compute: a source trained T steps on N tasks, scored per task at its last evaluation,
   against that task's scratch runs at T/N steps (N such baselines cost one source) and at T;
   a scratch run shorter than the step is left out.
-* Aggregates: per task, x -> (x - scratch mean) / (best method mean - scratch mean), so scratch
-  scores 0 and the best method 1; raw values with a single task, no scratch cell or a zero range.
+* Aggregates: each run's primary metric is normalised per task to fixed references declared in
+  the suite, x -> (x - random) / (reference - random), like Atari's human-normalised score:
+  random = the mean return of uniformly random actions on the task (measured, stated in the
+  suite's YAML); reference = the task's threshold, the suite's stated "solved" level. So random
+  play scores 0 and the solved level 1, and no method's score depends on which other methods
+  ran. Mean and IQM (mean of the middle 50 %) pool the (seeds x tasks) matrix of one method; the
+  median is over tasks of the per-task means (rliable's definitions), each with a 95 %
+  stratified bootstrap CI. Where a task of the report has no declared random and reference
+  score, or the profile's episodes are not those the scores were measured at, every aggregate
+  of that report is raw and a note says why.
 * Run counts: failed/blocked runs count against a method; interrupted runs (stopped by a signal,
   resumable) and running ones are pending, counted apart and left out of every number.
 """
@@ -94,6 +102,11 @@ class SuiteFacts:
     success_below: Mapping[str, float] = field(default_factory=dict)
     #: profile -> target task -> action repeat and observation, for the budget and the papers
     setups: Mapping[str, Mapping[str, report_refs.TaskSetup]] = field(default_factory=dict)
+    #: task -> random policy's return and task -> reference return: the aggregates' fixed scale
+    random_scores: Mapping[str, float] = field(default_factory=dict)
+    reference_scores: Mapping[str, float] = field(default_factory=dict)
+    #: profiles those scores hold at; None: every profile
+    scores_hold_for: tuple[str, ...] | None = None
 
 
 def facts_from_suite(suite: Suite) -> SuiteFacts:
@@ -101,9 +114,11 @@ def facts_from_suite(suite: Suite) -> SuiteFacts:
     refs = tuple(Reference(r.name, r.citation, r.metric, r.values, r.budget_env_steps,
                            r.observation, dict(r.random_return), dict(r.our_random_return))
                  for r in suite.references)
+    held = None if m.scores_hold_for is None else tuple(m.scores_hold_for)
     return SuiteFacts(suite.baseline, dict(m.thresholds), dict(m.learn_within), m.early_fraction,
                       m.final_fraction, m.primary, refs, dict(m.success_below),
-                      report_refs.suite_setups(suite))
+                      report_refs.suite_setups(suite), dict(m.random_scores),
+                      dict(m.reference_scores), held)
 
 
 def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
@@ -191,23 +206,33 @@ def _per_seed(targets: list[RunResult], facts: SuiteFacts) -> dict:
     return {k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in acc.items()}
 
 
-def _norm_bounds(per_seed: dict, baseline: str) -> tuple[dict | None, str]:
-    tasks = sorted({t for t, _ in per_seed})
-    if len(tasks) < 2:
-        return None, "raw (single task)"
-    bounds = {}
-    for t in tasks:
-        means = {m: np.mean(list(v.values())) for (tt, m), v in per_seed.items() if tt == t}
-        if baseline not in means or max(means.values()) == means[baseline]:
-            return None, f"raw (task '{t}' has no scratch cell or scratch is best: zero range)"
-        bounds[t] = (means[baseline], max(means.values()))
-    return bounds, "per task: (x - scratch mean) / (best method mean - scratch mean)"
+NORMALISED = "per task (x - random) / (reference - random), fixed in the suite"
 
 
-def _aggregates(targets: list[RunResult], facts: SuiteFacts, reps: int, seed: int) -> dict:
+def _scale(tasks: list[str], facts: SuiteFacts, profile: str) -> tuple[dict | None, str | None]:
+    """task -> (random, reference) for every task, or None and the note saying why the
+    aggregates stay raw: a partial scale would mix units in one mean."""
+    held = facts.scores_hold_for
+    if held is not None and profile not in held:
+        return None, (f"raw values: the suite's random and reference scores were measured at the "
+                      f"episodes of profiles {', '.join(held)}, not those of profile '{profile}'")
+    missing = [t for t in tasks
+               if t not in facts.random_scores or t not in facts.reference_scores]
+    if missing:
+        return None, ("raw values: the suite declares no random and reference score for "
+                      f"{', '.join(missing)} (metrics.random_scores / metrics.reference_scores)")
+    return {t: (facts.random_scores[t], facts.reference_scores[t]) for t in tasks}, None
+
+
+def _aggregates(targets: list[RunResult], facts: SuiteFacts, profile: str, reps: int,
+                seed: int) -> dict:
     per_seed = _per_seed(targets, facts)
-    bounds, how = _norm_bounds(per_seed, facts.baseline)
-    out: dict[str, Any] = {"metric": facts.primary, "normalisation": how, "methods": {}}
+    scale, note = _scale(sorted({t for t, _ in per_seed}), facts, profile)
+    out: dict[str, Any] = {
+        "metric": facts.primary, "normalisation": "raw" if scale is None else NORMALISED,
+        "note": note, "scale": {t: {"random": lo, "reference": hi}
+                                for t, (lo, hi) in (scale or {}).items()},
+        "methods": {}}
     for method in sorted({m for _, m in per_seed}):
         tasks = sorted(t for t, m in per_seed if m == method)
         seeds = sorted(set.intersection(*(set(per_seed[(t, method)]) for t in tasks)))
@@ -215,8 +240,9 @@ def _aggregates(targets: list[RunResult], facts: SuiteFacts, reps: int, seed: in
             out["methods"][method] = {"tasks": tasks, "n_seeds": 0, "note": "no seed common to all tasks"}
             continue
         mat = np.array([[per_seed[(t, method)][s] for t in tasks] for s in seeds])
-        if bounds:
-            mat = M.normalise(mat, [bounds[t][0] for t in tasks], [bounds[t][1] for t in tasks])
+        if scale is not None:
+            mat = M.reference_normalised(mat, [scale[t][0] for t in tasks],
+                                         [scale[t][1] for t in tasks])
         out["methods"][method] = {"tasks": tasks, "n_seeds": len(seeds),
                                   **M.aggregate_table(mat, reps=reps, seed=seed)}
     return out
@@ -270,7 +296,7 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
                      "thresholds": dict(facts.thresholds)},
         "notes": notes,
         "verdicts": report_refs.verdicts(cells, facts.baseline, facts.primary, setups),
-        "cells": cells, "aggregates": _aggregates(targets, facts, reps, seed),
+        "cells": cells, "aggregates": _aggregates(targets, facts, profile, reps, seed),
         "references": report_refs.reference_tables(cells, facts.references, REFERENCE_PATHS,
                                                    facts.baseline, setups),
         "sources": _sources(results, facts),

@@ -130,6 +130,22 @@ def _md_sources(sources: list[dict]) -> list[str]:
     return lines
 
 
+def _md_aggregates(agg: dict) -> list[str]:
+    """The aggregates table, headed by the scale it is on: the fixed per-task values, or the
+    note saying why the values are raw."""
+    lines = [f"## Aggregates over tasks ({agg['metric']}, {agg['normalisation']})", ""]
+    if agg.get("note"):
+        lines += [f"- note: {agg['note']}", ""]
+    if agg.get("scale"):
+        lines += ["- scale per task (random -> 0, reference -> 1): " + "; ".join(
+            f"{t}: random {_num(v['random'])}, reference {_num(v['reference'])}"
+            for t, v in agg["scale"].items()), ""]
+    return lines + _table(
+        ["method", "tasks", "seeds", "mean", "median", "IQM"],
+        [[m, ", ".join(a["tasks"]), a["n_seeds"], _fmt(a.get("mean")), _fmt(a.get("median")),
+          _fmt(a.get("iqm"))] for m, a in agg["methods"].items()])
+
+
 def _md_group(rep: dict) -> list[str]:
     s, agg = rep["settings"], rep["aggregates"]
     status = ", ".join(f"{n} {k}" for k, n in sorted(rep["status"].items()))
@@ -139,10 +155,7 @@ def _md_group(rep: dict) -> list[str]:
              f"early/final fraction: {s['early_fraction']}/{s['final_fraction']}"]
     lines += [f"- note: {n}" for n in rep["notes"]] + [""]
     lines += _md_verdicts(rep.get("verdicts", [])) + _md_cells(rep["cells"])
-    lines += [f"## Aggregates over tasks ({agg['metric']}, {agg['normalisation']})", ""] + _table(
-        ["method", "tasks", "seeds", "mean", "median", "IQM"],
-        [[m, ", ".join(a["tasks"]), a["n_seeds"], _fmt(a.get("mean")), _fmt(a.get("median")),
-          _fmt(a.get("iqm"))] for m, a in agg["methods"].items()])
+    lines += _md_aggregates(agg)
     for ref in rep["references"]:
         lines += _md_reference(ref)
     if rep["sources"]:

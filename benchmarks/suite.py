@@ -48,6 +48,8 @@ def _seed(value: int) -> int:
 Name = Annotated[str, AfterValidator(_name)]
 #: strict: YAML's ``true`` is not seed 1, nor ``"3"`` seed 3
 Seed = Annotated[StrictInt, AfterValidator(_seed)]
+#: a score the report divides by: NaN or infinity would turn every normalised value into NaN
+FiniteScore = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class TaskSpec(_Strict):
@@ -122,6 +124,44 @@ class MetricsSpec(_Strict):
     final_fraction: float = Field(0.1, gt=0, le=1)
     primary: Literal["auc", "final"] = "auc"
     success_below: dict[str, float] = Field(default_factory=dict)  # diagnostic -> success bound
+    # task -> a uniformly random policy's return and task -> a fixed reference return, stated in
+    # the YAML with where each number comes from; the aggregates score every run per task as
+    # (x - random) / (reference - random), a scale no method in the run can move
+    random_scores: dict[str, FiniteScore] = Field(default_factory=dict)
+    reference_scores: dict[str, FiniteScore] = Field(default_factory=dict)
+    # the profiles whose episode settings those scores were measured at (None: every profile): a
+    # profile with shorter episodes has another random return, and its aggregates stay raw
+    scores_hold_for: list[Name] | None = None
+
+    def check_scores(self, tasks, profiles) -> None:
+        """Cross-field checks of the random and reference scores, given the suite's task and
+        profile names; raises ValueError starting with the field path."""
+        for key in ("random_scores", "reference_scores"):
+            for task in getattr(self, key):
+                if task not in tasks:
+                    raise ValueError(f"metrics.{key}.{task}: unknown task {task!r} "
+                                     f"(expected one of {sorted(tasks)})")
+        for task, ref in self.reference_scores.items():
+            # the report's definitions state one rule for the reference, the task's threshold:
+            # a suite choosing otherwise would make that definition false for its leaderboard
+            thr = self.thresholds.get(task)
+            if thr is None:
+                raise ValueError(f"metrics.reference_scores.{task}: the task has no threshold to "
+                                 f"be its reference (expected 'metrics.thresholds.{task}: {ref}')")
+            if thr != ref:
+                raise ValueError(f"metrics.reference_scores.{task}: {ref} is not the task's "
+                                 f"threshold (expected {thr}, as metrics.thresholds.{task})")
+            rnd = self.random_scores.get(task)
+            # returns: higher is better, so a reference at or below random play would give a
+            # zero or upside-down scale
+            if rnd is not None and not ref > rnd:
+                raise ValueError(f"metrics.reference_scores.{task}: {ref} is not above "
+                                 f"metrics.random_scores.{task} ({rnd}) (expected a return "
+                                 "above random play)")
+        for i, name in enumerate(self.scores_hold_for or []):
+            if name not in profiles:
+                raise ValueError(f"metrics.scores_hold_for.{i}: unknown profile {name!r} "
+                                 f"(expected one of {sorted(profiles)})")
 
 
 class ReferenceSpec(_Strict):
@@ -160,6 +200,7 @@ class Suite(_Strict):
     @model_validator(mode="after")
     def _cross_check(self) -> "Suite":
         cross_check(self)
+        self.metrics.check_scores(self.tasks, self.profiles)
         return self
 
     def profile(self, name: str | None) -> ProfileSpec:

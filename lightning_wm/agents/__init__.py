@@ -2,14 +2,18 @@
 
 A builder is called as ``builder(obs_shape, action_dim, discrete, **config)``;
 :func:`check_agent_config` checks a config as :func:`make_agent` would take it, without building.
+A builder imports its agent when called; the checks read :mod:`lightning_wm.agents.configs`
+only, so suite validation never loads torch.
 """
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from lightning_wm.agents.base import Agent
-from lightning_wm.options import check_options, keyword_options
+from lightning_wm.agents import configs
+from lightning_wm.options import check_options
+
+if TYPE_CHECKING:  # the agents import torch; checking a config must not
+    from lightning_wm.agents.base import Agent
 
 
 def _tiny_q(obs_shape, action_dim, discrete, **config) -> Agent:
@@ -85,24 +89,22 @@ def check_agent_config(name: str, config: Mapping[str, Any], discrete: bool | No
     _CHECKS[name](dict(config), discrete)
 
 
-def _check_constructor(name: str, cls: type, supplied: tuple[str, ...], config: dict) -> None:
-    check_options(f"agent '{name}'", config, keyword_options(cls, supplied) | set(MAKE_AGENT_KEYS))
+def _check_keywords(name: str, accepted: tuple[str, ...], config: dict) -> None:
+    check_options(f"agent '{name}'", config, set(accepted) | set(MAKE_AGENT_KEYS))
 
 
 def _check_tiny_q(config: dict, discrete: bool | None) -> None:
-    from lightning_wm.agents.tiny_q import TinyQAgent
-    _check_constructor("tiny_q", TinyQAgent, ("obs_dim", "action_dim"), config)
+    _check_keywords("tiny_q", configs.TINY_Q_OPTIONS, config)
 
 
 def _check_crar(config: dict, discrete: bool | None) -> None:
-    from lightning_wm.agents.crar import CRARAgent
-    _check_constructor("crar", CRARAgent, ("obs_shape", "action_dim"), config)
+    _check_keywords("crar", configs.CRAR_OPTIONS, config)
 
 
-def _check_resolved(name: str, cls: type, resolve: Callable[..., dict], config: dict) -> None:
+def _check_resolved(name: str, resolve: Callable[..., dict], config: dict) -> None:
     """Dreamer-style config: a ``size`` preset (the constructor's default when absent) under
-    overrides that the module's ``resolve_config(size, overrides)`` checks."""
-    size = config.pop("size", inspect.signature(cls).parameters["size"].default)
+    overrides that ``resolve(size, overrides)`` checks."""
+    size = config.pop("size", configs.DEFAULT_SIZE)
     # the preset's resolved keys are exactly the overrides it accepts
     accepted = set(resolve(size, {})) | {"size", *MAKE_AGENT_KEYS}
     check_options(f"agent '{name}'", config, accepted)
@@ -110,18 +112,16 @@ def _check_resolved(name: str, cls: type, resolve: Callable[..., dict], config: 
 
 
 def _check_dreamer(config: dict, discrete: bool | None) -> None:
-    from lightning_wm.agents.dreamer import DreamerAgent, resolve_config
-    _check_resolved("dreamer", DreamerAgent, resolve_config, config)
+    _check_resolved("dreamer", configs.resolve_dreamer, config)
 
 
 def _check_dreamer_v2(config: dict, discrete: bool | None) -> None:
     """The builder sets ``discrete`` from the env; where that is unknown the config passes if it
     resolves for either kind of action space (a value check may depend on it)."""
-    from lightning_wm.agents.dreamer_v2 import DreamerV2Agent, resolve_config
     kinds = [bool(discrete)] if discrete is not None else [True, False]
     for i, kind in enumerate(kinds):
         try:
-            _check_resolved("dreamer_v2", DreamerV2Agent, resolve_config,
+            _check_resolved("dreamer_v2", configs.resolve_dreamer_v2,
                             {**config, "discrete": kind})
             return
         except ValueError:

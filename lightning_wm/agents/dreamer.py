@@ -44,6 +44,8 @@ import torch
 from torch import nn
 
 from lightning_wm.agents.base import Agent
+from lightning_wm.agents.configs import (DEFAULT_SIZE, DREAMER_DEFAULTS, DREAMER_SIZES,
+                                         resolve_dreamer)
 from lightning_wm.agents.parts import (DynamicsActorCritic, Recipe, WorldModel,
                                        WorldModelOptions, compiled, frozen, plain_backward,
                                        reward_model, step_group)
@@ -55,22 +57,10 @@ from lightning_wm.nets.heads import MLPHead
 from lightning_wm.nets.latent import GaussianLatent
 from lightning_wm.nets.rssm import RSSM, State
 
-#: everything not a size: Dreamer V1's values (V1's code, which Sasso et al. (2023), §5, build on)
-DEFAULTS: dict[str, Any] = dict(
-    reward_layers=2, value_layers=3, actor_layers=4, dense_layers=2, horizon=15,
-    gamma=0.99, lam=0.95, model_lr=6e-4, value_lr=8e-5, actor_lr=8e-5, adam_eps=1e-7,
-    clip=100.0, free_nats=3.0, expl_noise=0.3, latent_min_std=0.1, actor_init_std=5.0,
-    meta_sources=0,
-    compile=False,  # torch.compile the unrolled RSSM loops of an update (see DreamerAgent.update)
-)
-
-#: ``size`` presets. ``paper``: 200 deterministic + 30 stochastic units, heads of 400 units
-#: (V1's code; its paper text says 300), CNN depth 32, sequences of 50.
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": dict(deter=16, stoch=4, hidden=16, units=16, embed=16, depth=2, seq_len=6, horizon=4),
-    "small": dict(deter=64, stoch=8, hidden=64, units=64, embed=64, depth=8, seq_len=16),
-    "paper": dict(deter=200, stoch=30, hidden=200, units=400, embed=400, depth=32, seq_len=50),
-}
+#: everything not a size, and the ``size`` presets (in :mod:`lightning_wm.agents.configs`, which
+#: suite validation reads without importing torch)
+DEFAULTS: dict[str, Any] = DREAMER_DEFAULTS
+SIZES: dict[str, dict[str, Any]] = DREAMER_SIZES
 
 #: the paper's training loop (Sasso et al. (2023), Algorithm 1) as a ``TrainingConfig``: 5 random
 #: seed episodes, 100 updates per 1000 env steps, batches of 50. The paper counts simulator
@@ -110,11 +100,11 @@ RECIPE = Recipe(
 def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """V1's ``size`` preset + :data:`DEFAULTS`, then ``overrides`` (unknown keys raise a
     TypeError listing the known ones)."""
-    return RECIPE.resolve(size, overrides)
+    return resolve_dreamer(size, overrides)
 
 
 class DreamerAgent(Agent, Reconstructs, MetaRewards):
-    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = "small", *,
+    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = DEFAULT_SIZE, *,
                  recipe: Recipe = RECIPE, **overrides: Any) -> None:
         cfg = recipe.resolve(size, overrides)
         obs_shape, action_dim = tuple(int(d) for d in obs_shape), int(action_dim)

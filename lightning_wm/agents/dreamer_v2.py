@@ -44,6 +44,8 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from lightning_wm.agents.configs import (DEFAULT_SIZE, DREAMER_V2_DEFAULTS, DREAMER_V2_SIZES,
+                                         check_dreamer_v2, resolve_dreamer_v2)
 from lightning_wm.agents.dreamer import DreamerAgent
 from lightning_wm.agents.parts import (Recipe, SlowCriticActorCritic, WorldModel,
                                        WorldModelOptions)
@@ -52,46 +54,15 @@ from lightning_wm.nets.categorical import CategoricalLatent, OneHotActor
 from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.heads import MLPHead
 
-#: everything not a size: DreamerV2's Atari values (Voskuil (2022) reuses them).
-#: ``stoch`` counts categoricals, ``classes`` their classes; ``free_nats`` 0: V2's KL is free-free.
-DEFAULTS: dict[str, Any] = dict(
-    reward_layers=4, value_layers=4, actor_layers=4, dense_layers=4, horizon=15,
-    gamma=0.999, lam=0.95, model_lr=2e-4, value_lr=1e-4, actor_lr=4e-5, adam_eps=1e-5,
-    clip=100.0, free_nats=0.0, expl_noise=0.0, latent_min_std=0.1, actor_init_std=5.0,
-    meta_sources=0, compile=False,
-    # DreamerV2 only
-    classes=32, discrete=True, kl_balance=0.8, kl_scale=0.1, discount_scale=5.0,
-    discount_layers=4, actor_ent=1e-3, actor_grad="auto", target_every=100, clip_rewards="tanh",
-    absorbing=True,
-)
-
-_SMALL_HEADS = dict(reward_layers=2, value_layers=2, actor_layers=2, discount_layers=2,
-                    dense_layers=2)
-#: ``size`` presets (the same names as V1's). ``paper``: DreamerV2 on Atari.
-SIZES: dict[str, dict[str, Any]] = {
-    "tiny": dict(deter=16, stoch=4, classes=4, hidden=16, units=16, embed=16, depth=2,
-                 seq_len=6, horizon=4, **_SMALL_HEADS),
-    "small": dict(deter=64, stoch=8, classes=8, hidden=64, units=64, embed=64, depth=8,
-                  seq_len=16, **_SMALL_HEADS),
-    "paper": dict(deter=600, stoch=32, classes=32, hidden=600, units=400, embed=400, depth=48,
-                  seq_len=50),
-}
+#: everything not a size, and the ``size`` presets (in :mod:`lightning_wm.agents.configs`, which
+#: suite validation reads without importing torch)
+DEFAULTS: dict[str, Any] = DREAMER_V2_DEFAULTS
+SIZES: dict[str, dict[str, Any]] = DREAMER_V2_SIZES
 
 #: DreamerV2's Atari loop as a ``TrainingConfig``: one update of a 16 × 50 batch every 16 agent
 #: steps (``train_every``), after 50k random prefill steps.
 PAPER_TRAINING: dict[str, int] = dict(collect_every=16, updates_per_collect=1, prefill=50_000,
                                       batch_size=16)
-
-
-def _check(cfg: Mapping[str, Any]) -> None:
-    if cfg["actor_grad"] not in ("auto", "reinforce", "dynamics"):
-        raise ValueError(f"actor_grad must be auto|reinforce|dynamics, not {cfg['actor_grad']!r}")
-    if cfg["clip_rewards"] not in ("none", "tanh"):
-        raise ValueError(f"clip_rewards must be none|tanh, not {cfg['clip_rewards']!r}")
-    if int(cfg["target_every"]) < 1:
-        raise ValueError("target_every must be >= 1 (1: the target critic is the critic)")
-    if cfg["discrete"] and cfg["expl_noise"]:
-        raise ValueError("discrete DreamerV2 explores by sampling its actor; expl_noise must be 0")
 
 
 def _heads(cfg: Mapping[str, Any], feature_size: int, action_dim: int) -> dict[str, nn.Module]:
@@ -133,17 +104,17 @@ RECIPE = Recipe(
     name="DreamerV2", defaults=DEFAULTS, sizes=SIZES,
     latent=lambda cfg: CategoricalLatent(cfg["stoch"], cfg["classes"], cfg["kl_balance"]),
     heads=_heads, world_model=_world_model, behaviour=_behaviour, absorbing=_absorbing,
-    check=_check,
+    check=check_dreamer_v2,
 )
 
 
 def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """V2's ``size`` preset + :data:`DEFAULTS`, then ``overrides`` (unknown keys raise a
     TypeError listing the known ones), then V2's consistency checks."""
-    return RECIPE.resolve(size, overrides)
+    return resolve_dreamer_v2(size, overrides)
 
 
-def DreamerV2Agent(obs_shape: tuple[int, ...], action_dim: int, size: str = "small",
+def DreamerV2Agent(obs_shape: tuple[int, ...], action_dim: int, size: str = DEFAULT_SIZE,
                    **overrides: Any) -> DreamerAgent:
     """The Dreamer agent composed from DreamerV2's recipe (a named constructor, no subclass)."""
     return DreamerAgent(obs_shape, action_dim, size, recipe=RECIPE, **overrides)

@@ -11,6 +11,7 @@ from lightning_wm.metrics.aggregate import (
     paired_difference_ci,
     probability_of_improvement,
     probability_of_improvement_ci,
+    reference_normalised,
     stratified_bootstrap_ci,
 )
 from lightning_wm.metrics.curves import (
@@ -44,6 +45,7 @@ __all__ = [
     "paired_difference_ci",
     "probability_of_improvement",
     "probability_of_improvement_ci",
+    "reference_normalised",
     "resample",
     "shift_curve",
     "stratified_bootstrap_ci",

@@ -1,8 +1,11 @@
 """Aggregate metrics and bootstrap intervals over a (runs x tasks) score matrix.
 
-Rows are independent runs (seeds), columns are tasks. Intervals use a
-stratified bootstrap: runs are resampled with replacement separately within
-each task, so every replicate keeps the per-task run count.
+Rows are independent runs (seeds), columns are tasks. The aggregates follow
+rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge of the
+Statistical Precipice", NeurIPS 2021): the mean and the IQM pool every
+(run, task) entry, the median is taken over the per-task mean scores.
+Intervals use a stratified bootstrap: runs are resampled with replacement
+separately within each task, so every replicate keeps the per-task run count.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from scipy.stats import trim_mean
 
 __all__ = [
     "Interval",
+    "reference_normalised",
     "mean",
     "median",
     "iqm",
@@ -68,14 +72,39 @@ def _check_bootstrap_args(reps: int, confidence: float) -> None:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
 
 
+def reference_normalised(scores: ArrayLike, random: ArrayLike, reference: ArrayLike) -> np.ndarray:
+    """Per task ``(x - random) / (reference - random)`` over a (runs x tasks) matrix.
+
+    ``random`` and ``reference`` hold one fixed value per task (a random policy's score and a
+    reference score, as for Atari's human-normalised score), so a score depends only on its own
+    run: adding or removing another method never moves it. 0 is random play, 1 the reference.
+    """
+    s = _as_scores(scores)
+    lo, hi = np.asarray(random, dtype=float), np.asarray(reference, dtype=float)
+    for name, v in (("random", lo), ("reference", hi)):
+        if v.shape != (s.shape[1],):
+            raise ValueError(f"{name} needs one value per task ({s.shape[1]}), got shape {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} scores must be finite, got {v.tolist()}")
+    same = np.flatnonzero(hi == lo).tolist()
+    if same:
+        raise ValueError(f"reference equals random (zero range) at task index {same}")
+    return (s - lo) / (hi - lo)
+
+
 def mean(scores: ArrayLike) -> float:
-    """Mean over all runs and tasks."""
+    """Mean over all runs and tasks; every task has the same runs, so this is also rliable's
+    mean of the per-task means."""
     return float(np.mean(_as_scores(scores)))
 
 
 def median(scores: ArrayLike) -> float:
-    """Median over all runs and tasks."""
-    return float(np.median(_as_scores(scores)))
+    """Median over tasks of the per-task mean scores (rliable's ``aggregate_median``).
+
+    Averaging runs first keeps one task's spread over seeds from moving the median the way a
+    pooled median over all entries would.
+    """
+    return float(np.median(np.mean(_as_scores(scores), axis=0)))
 
 
 def iqm(scores: ArrayLike) -> float:
@@ -95,7 +124,7 @@ def optimality_gap(scores: ArrayLike, gamma: float = 1.0) -> float:
 # another gamma is a different object and falls back to the generic loop.
 _BATCHED: dict[Callable, Callable[[np.ndarray], np.ndarray]] = {
     mean: lambda b: b.mean(axis=(1, 2)),
-    median: lambda b: np.median(b.reshape(len(b), -1), axis=1),
+    median: lambda b: np.median(b.mean(axis=1), axis=1),
     iqm: lambda b: trim_mean(b.reshape(len(b), -1), 0.25, axis=1),
     optimality_gap: lambda b: 1.0 - np.minimum(b, 1.0).mean(axis=(1, 2)),
 }

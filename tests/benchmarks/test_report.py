@@ -117,7 +117,8 @@ def test_sources_diagnostics_references_aggregates(root):
     rows = {r["method"]: r for r in report["references"][0]["rows"]}
     assert rows["transfer"]["paper"] == 7.75 and rows["transfer"]["ours"] == pytest.approx(8.0)
     agg = report["aggregates"]
-    assert agg["normalisation"].startswith("raw")
+    assert agg["normalisation"] == "raw"
+    assert "no random and reference score for reach" in agg["note"]
     assert agg["methods"]["transfer"]["mean"]["point"] == pytest.approx(8.0)
 
 
@@ -134,15 +135,70 @@ def test_references_keep_tasks_that_ran_and_printed_values(root):
     assert "| reach | scratch |" in "\n".join(report_md._md_group(report)) and "1199 ± 558" in "\n".join(report_md._md_group(report))
 
 
-def test_normalised_aggregate_over_two_tasks(tmp_path):
-    _populate(tmp_path, "reach", lift=3.0, methods=("transfer", "other"))
-    _populate(tmp_path, "push", lift=1.0, methods=("transfer", "other"))
-    report = build_report(load_results(tmp_path), SuiteFacts(), reps=200)
-    methods = report["aggregates"]["methods"]
-    # Transfer and other tie as best on both tasks -> 1; scratch is the 0 of the scale.
-    assert methods["scratch"]["mean"]["point"] == pytest.approx(0.0)
-    assert methods["transfer"]["iqm"]["point"] == pytest.approx(1.0)
-    assert methods["transfer"]["tasks"] == ["push", "reach"]
+#: reach: random 1, reference 5 -> (x - 1) / 4; push: random 5, reference 7 -> (x - 5) / 2
+SCALED = SuiteFacts(random_scores={"reach": 1.0, "push": 5.0},
+                    reference_scores={"reach": 5.0, "push": 7.0})
+
+
+def _two_tasks(root, methods=("transfer",)):
+    _populate(root, "reach", lift=3.0, methods=methods)
+    _populate(root, "push", lift=1.0, methods=methods)
+    return load_results(root)
+
+
+def test_aggregates_on_the_fixed_scale_match_hand_computed(tmp_path):
+    agg = build_report(_two_tasks(tmp_path), SCALED, reps=200)["aggregates"]
+    assert agg["normalisation"].startswith("per task (x - random) / (reference - random)")
+    assert agg["note"] is None
+    assert agg["scale"] == {"push": {"random": 5.0, "reference": 7.0},
+                            "reach": {"random": 1.0, "reference": 5.0}}
+    scratch, transfer = agg["methods"]["scratch"], agg["methods"]["transfer"]
+    # scratch AUC per seed 5, 5.5, 4.5 on both tasks: reach 1, 1.125, 0.875; push 0, .25, -.25
+    assert scratch["mean"]["point"] == pytest.approx(0.5)      # 3 / 6
+    assert scratch["median"]["point"] == pytest.approx(0.5)    # per-task means 1 and 0
+    # middle of -.25, 0, .25, .875, 1, 1.125 (one cut at each end): 2.125 / 4
+    assert scratch["iqm"]["point"] == pytest.approx(0.53125)
+    # transfer: reach 8, 8.5, 7.5 -> 1.75, 1.875, 1.625; push 6, 6.5, 5.5 -> .5, .75, .25
+    assert transfer["mean"]["point"] == pytest.approx(1.125)   # 6.75 / 6
+    assert transfer["median"]["point"] == pytest.approx(1.125)  # per-task means 1.75 and 0.5
+    assert transfer["tasks"] == ["push", "reach"] and transfer["n_seeds"] == 3
+    md = "\n".join(report_md._md_aggregates(agg))
+    assert "push: random 5.00, reference 7.00; reach: random 1.00, reference 5.00" in md
+
+
+def test_a_better_method_leaves_the_others_scores_alone(tmp_path_factory):
+    """The old scale ran from scratch to the best method, so a better method joining moved
+    every other method's score; on the fixed scale nothing else moves."""
+    alone = build_report(_two_tasks(tmp_path_factory.mktemp("a")), SCALED, reps=200)
+    root = tmp_path_factory.mktemp("b")
+    _two_tasks(root)
+    _populate(root, "reach", lift=20.0, methods=("better",))
+    _populate(root, "push", lift=20.0, methods=("better",))
+    joined = build_report(load_results(root), SCALED, reps=200)
+    for method in ("scratch", "transfer"):
+        assert joined["aggregates"]["methods"][method] == alone["aggregates"]["methods"][method]
+    # better: reach (25 - 1) / 4 = 6, push (25 - 5) / 2 = 10 per seed on average -> mean 8
+    assert joined["aggregates"]["methods"]["better"]["mean"]["point"] == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("facts, because", [
+    (SuiteFacts(random_scores={"reach": 1.0}, reference_scores={"reach": 5.0}),
+     "declares no random and reference score for push"),
+    (SuiteFacts(random_scores={"reach": 1.0, "push": 5.0}, reference_scores={"reach": 5.0}),
+     "declares no random and reference score for push"),
+    (SuiteFacts(random_scores=SCALED.random_scores, reference_scores=SCALED.reference_scores,
+                scores_hold_for=("laptop",)), "profiles laptop, not those of profile 'smoke'"),
+])
+def test_aggregates_without_the_whole_scale_are_raw_and_say_why(tmp_path, facts, because):
+    report = build_report(_two_tasks(tmp_path), facts, reps=200)
+    agg = report["aggregates"]
+    assert agg["normalisation"] == "raw" and agg["scale"] == {}
+    assert agg["note"].startswith("raw values: ") and because in agg["note"]
+    # raw AUC: scratch 5 +- .5 on both tasks, transfer +3 on reach and +1 on push
+    assert agg["methods"]["scratch"]["mean"]["point"] == pytest.approx(5.0)
+    assert agg["methods"]["transfer"]["mean"]["point"] == pytest.approx(7.0)
+    md = R.render_markdown([report], tmp_path)
+    assert f"## Aggregates over tasks (auc, raw)\n\n- note: {agg['note']}" in md
 
 
 def test_write_report_files(root, tmp_path_factory):

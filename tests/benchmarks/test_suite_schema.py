@@ -110,6 +110,31 @@ BAD = {
                                        ["no threshold", "metrics.thresholds.corridor: <return>"]),
     "learn_within_not_positive": (_set("metrics.learn_within", {"slippery": 0}),
                                   "metrics.learn_within.slippery", ["positive step count"]),
+    "random_score_of_unknown_task": (
+        _set("metrics.random_scores", {"icy": 0.1}), "metrics.random_scores.icy",
+        ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
+    "reference_score_of_unknown_task": (
+        _set("metrics.reference_scores", {"icy": 0.8}), "metrics.reference_scores.icy",
+        ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
+    "random_score_not_finite": (_set("metrics.random_scores", {"slippery": float("nan")}),
+                                "metrics.random_scores.slippery", ["finite number"]),
+    "reference_score_infinite": (_set("metrics.reference_scores", {"slippery": float("inf")}),
+                                 "metrics.reference_scores.slippery", ["finite number"]),
+    "reference_score_equals_random": (
+        _set("metrics.random_scores", {"slippery": 0.8}), "metrics.reference_scores.slippery",
+        ["0.8 is not above metrics.random_scores.slippery (0.8)", "above random play"]),
+    "reference_score_below_random": (
+        _set("metrics.random_scores", {"slippery": 0.9}), "metrics.reference_scores.slippery",
+        ["not above metrics.random_scores.slippery (0.9)"]),
+    "reference_score_is_not_the_threshold": (
+        _set("metrics.reference_scores", {"slippery": 0.94}), "metrics.reference_scores.slippery",
+        ["0.94 is not the task's threshold", "expected 0.8, as metrics.thresholds.slippery"]),
+    "reference_score_without_threshold": (
+        _set("metrics.reference_scores", {"corridor": 0.94}), "metrics.reference_scores.corridor",
+        ["no threshold", "metrics.thresholds.corridor: 0.94"]),
+    "scores_hold_for_unknown_profile": (
+        _set("metrics.scores_hold_for", ["laptop", "weekly"]), "metrics.scores_hold_for.1",
+        ["unknown profile 'weekly'", "expected one of", "'laptop', 'nightly'"]),
     "callback_sources_not_a_list": (
         _set("methods.finetune.callbacks.0.args", {"sources": "base"}),
         "methods.finetune.callbacks.0.args.sources", ["non-empty list of slots"]),
@@ -195,6 +220,15 @@ def test_valid_suite_validates(capsys, monkeypatch):
 def test_shipped_suites_validate(name):
     suite = load_suite(name)
     assert suite.default_profile in suite.profiles and "smoke" in suite.profiles
+
+
+def test_random_and_reference_scores_load_as_data():
+    m = load_suite(FAKE).metrics
+    assert (m.random_scores, m.reference_scores, m.scores_hold_for) == (
+        {"slippery": 0.10}, {"slippery": 0.8}, None)
+    pendulum = load_suite("pybullet_ftl").metrics
+    assert pendulum.random_scores == {"pendulum": -877.0}
+    assert pendulum.scores_hold_for == ["laptop", "nightly", "paper"]
 
 
 def test_load_by_name_matches_load_by_path():

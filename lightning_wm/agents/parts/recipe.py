@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from lightning_wm.agents.configs import resolve_preset
 from lightning_wm.agents.parts.behaviour import Behaviour
 from lightning_wm.agents.parts.world_model import WorldModel, WorldModelOptions, observation_model
 from lightning_wm.agents.protocol import AbsorbingOptions
@@ -51,15 +52,8 @@ class Recipe:
     def resolve(self, size: str, overrides: Config) -> dict[str, Any]:
         """``size`` preset + defaults, then explicit ``overrides`` (unknown keys raise a
         TypeError that lists the known ones), then the version's checks."""
-        if size not in self.sizes:
-            raise ValueError(f"size must be one of {sorted(self.sizes)}, not {size!r}")
-        cfg = {**self.defaults, **self.sizes[size]}
-        unknown = sorted(set(overrides) - set(cfg))
-        if unknown:
-            raise TypeError(f"unknown {self.name} option(s) {unknown}; known: {sorted(cfg)}")
-        cfg.update(overrides)
-        self.check(cfg)
-        return cfg
+        # one resolver for agents and for suite validation, which must not import torch
+        return resolve_preset(self.name, self.defaults, self.sizes, size, overrides, self.check)
 
     def components(self, cfg: Config, obs_shape: tuple[int, ...], action_dim: int,
                    latent) -> dict[str, nn.Module]:

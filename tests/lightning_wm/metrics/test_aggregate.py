@@ -15,6 +15,7 @@ from lightning_wm.metrics import (
     paired_difference_ci,
     probability_of_improvement,
     probability_of_improvement_ci,
+    reference_normalised,
     stratified_bootstrap_ci,
 )
 
@@ -28,8 +29,41 @@ def test_mean_hand_computed():
 
 
 def test_median_hand_computed():
-    # middle of 8 sorted values: (3 + 6) / 2
-    assert median(SCORES) == pytest.approx(4.5)
+    # rliable: median over tasks of the per-task means, (1+2+3+20)/4 = 6.5 and (8+9+6+0)/4 = 5.75
+    # -> (6.5 + 5.75) / 2; the pooled median of the 8 entries would be (3 + 6) / 2 = 4.5
+    assert median(SCORES) == pytest.approx(6.125)
+    # three tasks: per-task means 2, 10, 4 -> the middle one
+    assert median([[1.0, 0.0, 4.0], [3.0, 20.0, 4.0]]) == pytest.approx(4.0)
+
+
+def test_reference_normalised_hand_computed():
+    # task 0: random 0, reference 10; task 1: random -4, reference -3 (one unit of range)
+    out = reference_normalised([[5.0, -4.0], [10.0, -2.0]], [0.0, -4.0], [10.0, -3.0])
+    # (5-0)/10, (-4+4)/1; (10-0)/10, (-2+4)/1
+    np.testing.assert_allclose(out, [[0.5, 0.0], [1.0, 2.0]])
+
+
+def test_reference_normalised_ignores_other_methods():
+    """The old best-method scale moved every score when a better method joined; fixed references
+    make a method's normalised scores a function of its own runs alone."""
+    random, reference = [0.0, 10.0], [4.0, 20.0]
+    a = [[2.0, 15.0], [3.0, 12.0]]
+    before = reference_normalised(a, random, reference)
+    reference_normalised([[40.0, 90.0]], random, reference)  # a much better method
+    np.testing.assert_allclose(reference_normalised(a, random, reference), before)
+    # (2-0)/4, (15-10)/10; (3-0)/4, (12-10)/10
+    np.testing.assert_allclose(before, [[0.5, 0.5], [0.75, 0.2]])
+
+
+@pytest.mark.parametrize("random, reference, match", [
+    ([0.0, 1.0], [1.0, 1.0], "zero range"),
+    ([0.0], [1.0], "one value per task"),
+    ([0.0, np.inf], [1.0, 2.0], "finite"),
+    ([0.0, 0.0], [1.0, np.nan], "finite"),
+])
+def test_reference_normalised_rejects_bad_bounds(random, reference, match):
+    with pytest.raises(ValueError, match=match):
+        reference_normalised([[1.0, 2.0]], random, reference)
 
 
 def test_iqm_hand_computed():
@@ -123,7 +157,7 @@ def test_fast_paths_match_generic_loop():
     scores = rng.normal(size=(6, 4))
     pairs = [
         (mean, lambda m: float(np.mean(m))),
-        (median, lambda m: float(np.median(m))),
+        (median, lambda m: float(np.median(m.mean(axis=0)))),
         (iqm, lambda m: float(trim_mean(m.ravel(), 0.25))),
         (optimality_gap, lambda m: float(1.0 - np.minimum(m, 1.0).mean())),
     ]
@@ -244,7 +278,7 @@ def test_aggregate_table():
     table = aggregate_table(SCORES, reps=500)
     assert set(table) == {"mean", "median", "iqm"}
     assert table["mean"]["point"] == pytest.approx(6.125)
-    assert table["median"]["point"] == pytest.approx(4.5)
+    assert table["median"]["point"] == pytest.approx(6.125)
     assert table["iqm"]["point"] == pytest.approx(4.75)
     for row in table.values():
         assert set(row) == {"point", "low", "high"}
