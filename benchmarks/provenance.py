@@ -1,7 +1,6 @@
 """Where a result came from: code version, package versions, machine."""
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import sys
@@ -48,11 +47,3 @@ def machine() -> str:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -33,6 +33,7 @@ from benchmarks.results import (RECORD, Provenance, RunRecord, SourceUse, atomic
                                 read_record, write_curve, write_record,
                                 write_task_curves)
 from lightning_wm.artifacts import CHECKPOINTS, MODEL
+from lightning_wm.fileio import sha256_file
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _source_digest(model: Path, rec: RunRecord) -> str:
     before digests were recorded carry none, and are taken as they are)."""
     if not model.is_file():
         raise FileNotFoundError(f"{model}: the source run {rec.run_id} has no model file")
-    digest = prov.sha256_file(model)
+    digest = sha256_file(model)
     if rec.model_sha256 is not None and digest != rec.model_sha256:
         raise ValueError(f"{model}: sha256 {digest} differs from the one its run recorded "
                          f"({rec.model_sha256}); refusing to train on it")

@@ -23,10 +23,8 @@ fallback (or a fresh start) takes its place.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -34,9 +32,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from lightning_wm.fileio import digest as file_digest
+from lightning_wm.fileio import fsync_dir, temp_path
+
 SIDECAR = ".sha256.json"
 BAD = ".bad"
-_CHUNK = 1 << 20
 
 
 class CheckpointError(RuntimeError):
@@ -57,38 +57,6 @@ def previous_path(path: Path | str) -> Path:
     """The fallback kept beside ``path``: ``last.ckpt`` -> ``last.prev.ckpt``."""
     path = Path(path)
     return path.with_name(f"{path.stem}.prev{path.suffix}")
-
-
-def temp_path(path: Path | str) -> Path:
-    """A name in ``path``'s folder that no other process (or call) uses."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-
-
-# -- low-level I/O -------------------------------------------------------------------------------
-def _digest(path: Path, sync: bool = False) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-        if sync:  # the bytes just hashed are the bytes on disk before any rename points at them
-            os.fsync(f.fileno())
-    return h.hexdigest(), size
-
-
-def sha256_file(path: Path | str) -> str:
-    return _digest(Path(path))[0]
-
-
-def fsync_dir(folder: Path | str) -> None:
-    """Make renames in ``folder`` durable (a no-op where the OS cannot sync a folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_sidecar_tmp(path: Path, digest: str, size: int) -> Path:
@@ -123,7 +91,7 @@ def publish(tmp: Path | str, path: Path | str, keep_previous: bool = False) -> s
     """Move the finished file ``tmp`` to ``path`` with its sidecar (module docstring); with
     ``keep_previous`` the file it replaces stays as :func:`previous_path`. Returns its sha256."""
     tmp, path = Path(tmp), Path(path)
-    digest, size = _digest(tmp, sync=True)
+    digest, size = file_digest(tmp, sync=True)
     side_tmp = _write_sidecar_tmp(path, digest, size)
     try:
         if keep_previous:
@@ -158,7 +126,7 @@ def _demote(path: Path) -> None:
 def seal(path: Path | str) -> str:
     """Write the sidecar of an existing file (e.g. a checkpoint made elsewhere, once trusted)."""
     path = Path(path)
-    digest, size = _digest(path, sync=True)
+    digest, size = file_digest(path, sync=True)
     side_tmp = _write_sidecar_tmp(path, digest, size)
     os.replace(side_tmp, sidecar_path(path))
     fsync_dir(path.parent)
@@ -191,7 +159,7 @@ def verify(path: Path | str) -> str:
     path = Path(path)
     record = read_sidecar(path)
     try:
-        digest, size = _digest(path)
+        digest, size = file_digest(path)
     except FileNotFoundError:
         raise CheckpointError(path, "the file is missing") from None
     except OSError as e:

@@ -19,6 +19,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator
 
+from lightning_wm.fileio import fsync_dir, temp_path
+
 ENV_VAR = "LIGHTNING_WM_SECRET_FILE"
 KEY_BYTES = 32
 # binds a tag to its use, so a tag made for something else never vouches for env state
@@ -42,7 +44,7 @@ def _create_key(path: Path) -> None:
     replaces an existing file, so of racing processes exactly one key wins and nobody reads a
     half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    tmp = temp_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)  # whatever the umask
@@ -56,12 +58,7 @@ def _create_key(path: Path) -> None:
         pass  # another process was first: its key is the key
     finally:
         tmp.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # some filesystems cannot sync a directory
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def secret_key() -> bytes:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmarks.cli import main
-from benchmarks.provenance import sha256_file
+from lightning_wm.fileio import sha256_file
 from benchmarks.results import load_results
 from lightning_wm.artifacts import CHECKPOINTS, MODEL
 

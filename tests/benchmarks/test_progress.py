@@ -83,14 +83,20 @@ def test_report_callables_pickle_by_name_for_worker_processes():
     assert callable(progress.report.live) and not hasattr(progress.report_lines, "live")
 
 
-def test_run_line_counts_decisions_with_a_smooth_eta():
+def _started_progress(budget: int, interval: float):
+    """A run's Progress callback, started on a stand-in trainer; its lines collect in a list."""
     from lightning_wm.training import Progress
     lines: list[str] = []
     driver = SimpleNamespace(env_steps=0, phase_listeners=[])
     trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(driver=driver))
-    p = Progress("run-a", lines.append, budget=1000, interval=0.0)
+    p = Progress("run-a", lines.append, budget=budget, interval=interval)
     p.setup(trainer, None, "fit")
     p.on_train_start(trainer, None)
+    return p, lines, driver, trainer
+
+
+def test_run_line_counts_decisions_with_a_smooth_eta():
+    p, lines, driver, trainer = _started_progress(budget=1000, interval=0.0)
     assert lines == ["run-a: 0/1,000 decisions (0%), 0s elapsed, ETA ?"]
     # on a made-up clock: the attempt started at t=0, the last phase ended at t=100 with 250
     p._t0, p._s0, p._seen, p._t_seen = 0.0, 0, 250, 100.0
@@ -102,13 +108,7 @@ def test_run_line_counts_decisions_with_a_smooth_eta():
 
 
 def test_the_final_line_comes_once_though_updates_follow_the_last_phase():
-    from lightning_wm.training import Progress
-    lines: list[str] = []
-    driver = SimpleNamespace(env_steps=0, phase_listeners=[])
-    trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(driver=driver))
-    p = Progress("run-a", lines.append, budget=100, interval=3600.0)
-    p.setup(trainer, None, "fit")
-    p.on_train_start(trainer, None)
+    p, lines, driver, trainer = _started_progress(budget=100, interval=3600.0)
     driver.env_steps = 100
     for listener in driver.phase_listeners:
         listener(100)

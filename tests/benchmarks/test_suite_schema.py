@@ -15,6 +15,7 @@ import yaml
 
 from benchmarks.cli import COMMANDS, EXIT_INPUT, EXIT_OK, main
 from benchmarks.suite import SuiteError, load_suite
+from suite_edits import delete_key, set_key
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "suites" / "fake_transfer.yaml"
@@ -33,29 +34,6 @@ def _mutated(mutate) -> dict:
     return data
 
 
-def _set(keys: str, value):
-    """Mutation setting the dotted ``keys`` (list indices as ints) to ``value``."""
-    *parents, last = [int(k) if k.isdigit() else k for k in keys.split(".")]
-
-    def mutate(data):
-        node = data
-        for k in parents:
-            node = node[k]
-        node[last] = value
-    return mutate
-
-
-def _delete(keys: str):
-    *parents, last = [int(k) if k.isdigit() else k for k in keys.split(".")]
-
-    def mutate(data):
-        node = data
-        for k in parents:
-            node = node[k]
-        del node[last]
-    return mutate
-
-
 def _cycle(data):
     data["sources"]["a"] = {"agent": "tiny_q", "tasks": ["corridor"], "uses": {"up": "b"}}
     data["sources"]["b"] = {"agent": "tiny_q", "tasks": ["corridor"], "uses": {"up": "a"}}
@@ -63,80 +41,80 @@ def _cycle(data):
 
 # id -> (mutation, field path named in the message, fragments describing the expected form)
 BAD = {
-    "missing_baseline": (_delete("baseline"), "baseline", ["field required"]),
-    "missing_task_env": (_delete("tasks.corridor.env"), "tasks.corridor.env", ["field required"]),
-    "seeds_not_a_list": (_set("seeds", "zero"), "seeds", ["valid list"]),
-    "budget_not_an_int": (_set("profiles.smoke.budgets.source", "many"),
+    "missing_baseline": (delete_key("baseline"), "baseline", ["field required"]),
+    "missing_task_env": (delete_key("tasks.corridor.env"), "tasks.corridor.env", ["field required"]),
+    "seeds_not_a_list": (set_key("seeds", "zero"), "seeds", ["valid list"]),
+    "budget_not_an_int": (set_key("profiles.smoke.budgets.source", "many"),
                           "profiles.smoke.budgets.source", ["valid integer"]),
-    "unknown_target_method": (_set("targets.0.methods.2", "fractionall"), "targets.0.methods.2",
+    "unknown_target_method": (set_key("targets.0.methods.2", "fractionall"), "targets.0.methods.2",
                               ["unknown method 'fractionall'", "expected one of",
                                "'finetune', 'fractional', 'scratch'"]),
-    "unknown_target_task": (_set("targets.0.task", "icy"), "targets.0.task",
+    "unknown_target_task": (set_key("targets.0.task", "icy"), "targets.0.task",
                             ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
-    "unknown_source_task": (_set("sources.base.tasks", ["corridor", "icy"]), "sources.base.tasks.1",
+    "unknown_source_task": (set_key("sources.base.tasks", ["corridor", "icy"]), "sources.base.tasks.1",
                             ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
-    "unknown_method_agent": (_set("methods.finetune.agent", "huge_q"), "methods.finetune.agent",
+    "unknown_method_agent": (set_key("methods.finetune.agent", "huge_q"), "methods.finetune.agent",
                              ["unknown agent 'huge_q'", "expected one of", "'tiny_q'"]),
-    "unknown_source_agent": (_set("sources.base.agent", "huge_q"), "sources.base.agent",
+    "unknown_source_agent": (set_key("sources.base.agent", "huge_q"), "sources.base.agent",
                              ["unknown agent 'huge_q'", "expected one of", "'tiny_q'"]),
-    "unknown_env": (_set("tasks.slippery.env", "maze"), "tasks.slippery.env",
+    "unknown_env": (set_key("tasks.slippery.env", "maze"), "tasks.slippery.env",
                     ["unknown env 'maze'", "expected one of", "'corridor'"]),
-    "unknown_callback": (_set("methods.fractional.callbacks.0.name", "fractionall"),
+    "unknown_callback": (set_key("methods.fractional.callbacks.0.name", "fractionall"),
                          "methods.fractional.callbacks.0.name",
                          ["unknown callback 'fractionall'", "expected one of", "'fractional'"]),
-    "callback_slot_not_in_uses": (_set("methods.finetune.callbacks.0.source", "other"),
+    "callback_slot_not_in_uses": (set_key("methods.finetune.callbacks.0.source", "other"),
                                   "methods.finetune.callbacks.0.source",
                                   ["slot 'other'", "methods.finetune.uses", "expected one of ['base']"]),
-    "transfer_target_without_baseline": (_set("targets.0.methods", ["finetune", "fractional"]),
+    "transfer_target_without_baseline": (set_key("targets.0.methods", ["finetune", "fractional"]),
                                          "targets.0.methods", ["baseline 'scratch'"]),
-    "profile_missing_budget_role": (_delete("profiles.smoke.budgets.target"),
+    "profile_missing_budget_role": (delete_key("profiles.smoke.budgets.target"),
                                     "profiles.smoke.budgets",
                                     ["missing budget 'target'", "target: <env steps>"]),
-    "unknown_top_level_field": (_set("seed", [0, 1]), "seed", ["unknown field"]),
-    "unknown_nested_field": (_set("tasks.corridor.option", {"length": 8}), "tasks.corridor.option",
+    "unknown_top_level_field": (set_key("seed", [0, 1]), "seed", ["unknown field"]),
+    "unknown_nested_field": (set_key("tasks.corridor.option", {"length": 8}), "tasks.corridor.option",
                              ["unknown field"]),
     "source_cycle": (_cycle, "sources", ["cycle"]),
     "callback_sources_slot_not_in_uses": (
-        _set("methods.finetune.callbacks.0.args", {"sources": ["base", "other"]}),
+        set_key("methods.finetune.callbacks.0.args", {"sources": ["base", "other"]}),
         "methods.finetune.callbacks.0.args.sources.1",
         ["slot 'other'", "methods.finetune.uses", "expected one of ['base']"]),
-    "target_budget_role_missing": (_set("targets.0.budget", "long"), "profiles.smoke.budgets",
+    "target_budget_role_missing": (set_key("targets.0.budget", "long"), "profiles.smoke.budgets",
                                    ["missing budget 'long'", "long: <env steps>"]),
-    "threshold_of_unknown_task": (_set("metrics.thresholds", {"icy": 1.0}),
+    "threshold_of_unknown_task": (set_key("metrics.thresholds", {"icy": 1.0}),
                                   "metrics.thresholds.icy",
                                   ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
-    "learn_within_without_threshold": (_set("metrics.learn_within", {"corridor": 500}),
+    "learn_within_without_threshold": (set_key("metrics.learn_within", {"corridor": 500}),
                                        "metrics.learn_within.corridor",
                                        ["no threshold", "metrics.thresholds.corridor: <return>"]),
-    "learn_within_not_positive": (_set("metrics.learn_within", {"slippery": 0}),
+    "learn_within_not_positive": (set_key("metrics.learn_within", {"slippery": 0}),
                                   "metrics.learn_within.slippery", ["positive step count"]),
     "random_score_of_unknown_task": (
-        _set("metrics.random_scores", {"icy": 0.1}), "metrics.random_scores.icy",
+        set_key("metrics.random_scores", {"icy": 0.1}), "metrics.random_scores.icy",
         ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
     "reference_score_of_unknown_task": (
-        _set("metrics.reference_scores", {"icy": 0.8}), "metrics.reference_scores.icy",
+        set_key("metrics.reference_scores", {"icy": 0.8}), "metrics.reference_scores.icy",
         ["unknown task 'icy'", "expected one of", "'corridor', 'slippery'"]),
-    "random_score_not_finite": (_set("metrics.random_scores", {"slippery": float("nan")}),
+    "random_score_not_finite": (set_key("metrics.random_scores", {"slippery": float("nan")}),
                                 "metrics.random_scores.slippery", ["finite number"]),
-    "reference_score_infinite": (_set("metrics.reference_scores", {"slippery": float("inf")}),
+    "reference_score_infinite": (set_key("metrics.reference_scores", {"slippery": float("inf")}),
                                  "metrics.reference_scores.slippery", ["finite number"]),
     "reference_score_equals_random": (
-        _set("metrics.random_scores", {"slippery": 0.8}), "metrics.reference_scores.slippery",
+        set_key("metrics.random_scores", {"slippery": 0.8}), "metrics.reference_scores.slippery",
         ["0.8 is not above metrics.random_scores.slippery (0.8)", "above random play"]),
     "reference_score_below_random": (
-        _set("metrics.random_scores", {"slippery": 0.9}), "metrics.reference_scores.slippery",
+        set_key("metrics.random_scores", {"slippery": 0.9}), "metrics.reference_scores.slippery",
         ["not above metrics.random_scores.slippery (0.9)"]),
     "reference_score_is_not_the_threshold": (
-        _set("metrics.reference_scores", {"slippery": 0.94}), "metrics.reference_scores.slippery",
+        set_key("metrics.reference_scores", {"slippery": 0.94}), "metrics.reference_scores.slippery",
         ["0.94 is not the task's threshold", "expected 0.8, as metrics.thresholds.slippery"]),
     "reference_score_without_threshold": (
-        _set("metrics.reference_scores", {"corridor": 0.94}), "metrics.reference_scores.corridor",
+        set_key("metrics.reference_scores", {"corridor": 0.94}), "metrics.reference_scores.corridor",
         ["no threshold", "metrics.thresholds.corridor: 0.94"]),
     "scores_hold_for_unknown_profile": (
-        _set("metrics.scores_hold_for", ["laptop", "weekly"]), "metrics.scores_hold_for.1",
+        set_key("metrics.scores_hold_for", ["laptop", "weekly"]), "metrics.scores_hold_for.1",
         ["unknown profile 'weekly'", "expected one of", "'laptop', 'nightly'"]),
     "callback_sources_not_a_list": (
-        _set("methods.finetune.callbacks.0.args", {"sources": "base"}),
+        set_key("methods.finetune.callbacks.0.args", {"sources": "base"}),
         "methods.finetune.callbacks.0.args.sources", ["non-empty list of slots"]),
 }
 
@@ -295,24 +273,24 @@ def test_run_empty_seed_selection_is_bad_input(tmp_path, capsys):
 # -- free-form dicts bound to their receivers ---------------------------------------------------
 # id -> (mutation, field path of the dict holding the typo, the typo, an accepted key it misses)
 TYPOS = {
-    "method_agent_config": (_set("methods.scratch.config", {"eps_stpes": 10}),
+    "method_agent_config": (set_key("methods.scratch.config", {"eps_stpes": 10}),
                             "methods.scratch.config", "eps_stpes", "eps_steps"),
-    "source_agent_config": (_set("sources.base.config", {"hiden": 8}),
+    "source_agent_config": (set_key("sources.base.config", {"hiden": 8}),
                             "sources.base.config", "hiden", "hidden"),
-    "profile_agent_config": (_set("profiles.laptop.agent_config", {"lr": 0.01, "gama": 0.9}),
+    "profile_agent_config": (set_key("profiles.laptop.agent_config", {"lr": 0.01, "gama": 0.9}),
                              "profiles.laptop.agent_config", "gama", "gamma"),
-    "target_agent_config": (_set("targets.0.agent_config", {"latnet": 4}),
+    "target_agent_config": (set_key("targets.0.agent_config", {"latnet": 4}),
                             "targets.0.agent_config", "latnet", "latent"),
-    "callback_args": (_set("methods.fractional.callbacks.0.args.fracton", 0.3),
+    "callback_args": (set_key("methods.fractional.callbacks.0.args.fracton", 0.3),
                       "methods.fractional.callbacks.0.args", "fracton", "fraction"),
-    "profile_callback_args": (_set("profiles.smoke.callback_args",
+    "profile_callback_args": (set_key("profiles.smoke.callback_args",
                                    {"fractional": {"fractoin": 0.1}}),
                               "profiles.smoke.callback_args.fractional", "fractoin", "fraction"),
-    "task_options": (_set("tasks.slippery.options.slipp", 0.2), "tasks.slippery.options", "slipp",
+    "task_options": (set_key("tasks.slippery.options.slipp", 0.2), "tasks.slippery.options", "slipp",
                      "slip"),
-    "profile_task_options": (_set("profiles.nightly.task_options", {"lenght": 4}),
+    "profile_task_options": (set_key("profiles.nightly.task_options", {"lenght": 4}),
                              "profiles.nightly.task_options", "lenght", "length"),
-    "training_block": (_set("profiles.smoke.training.colect_every", 10),
+    "training_block": (set_key("profiles.smoke.training.colect_every", 10),
                        "profiles.smoke.training", "colect_every", "collect_every"),
 }
 
@@ -339,7 +317,7 @@ def test_misspelt_key_fails_validate_and_run_naming_field_key_and_accepted(case,
 def test_callback_slot_given_to_a_callback_without_source(tmp_path, capsys):
     """``source:`` is passed to the callback as an argument, so it is bound like one."""
     freeze = {"name": "freeze", "source": "base", "args": {"components": ["q"]}}
-    path = _write(tmp_path, _mutated(_set("methods.finetune.callbacks", [freeze])))
+    path = _write(tmp_path, _mutated(set_key("methods.finetune.callbacks", [freeze])))
     assert main(["validate", str(path)]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert "methods.finetune.callbacks.0.source: " in err and "['source']" in err
@@ -349,7 +327,7 @@ def test_callback_slot_given_to_a_callback_without_source(tmp_path, capsys):
 def test_callback_arguments_are_bound_merged_with_the_profiles(tmp_path):
     """A required argument may come from every profile's ``callback_args``; missing, it fails."""
     schedule = {"name": "loss_schedule", "args": {"terms": ["q/*"]}}
-    data = _mutated(_set("methods.scratch.callbacks", [schedule]))
+    data = _mutated(set_key("methods.scratch.callbacks", [schedule]))
     path = _write(tmp_path, data)
     with pytest.raises(SuiteError) as info:
         load_suite(path)
@@ -389,10 +367,10 @@ def test_training_block_is_the_library_training_config(tmp_path):
     for prof in suite.profiles.values():
         assert list(prof.training) == [f.name for f in fields(TrainingConfig)]
         assert prof.training == asdict(TrainingConfig(**prof.training))
-    path = _write(tmp_path, _mutated(_set("profiles.smoke.training.collect_every", 0)))
+    path = _write(tmp_path, _mutated(set_key("profiles.smoke.training.collect_every", 0)))
     with pytest.raises(SuiteError, match=r"profiles\.smoke\.training: collect_every must be > 0"):
         load_suite(path)
-    path = _write(tmp_path, _mutated(_set("profiles.smoke.training.task_sampling", "random")))
+    path = _write(tmp_path, _mutated(set_key("profiles.smoke.training.task_sampling", "random")))
     with pytest.raises(SuiteError, match="task_sampling must be one of"):
         load_suite(path)
 
@@ -417,7 +395,7 @@ def test_checks_never_import_the_schema_module():
 def test_options_of_a_diagnostics_own_env_are_bound_to_that_env(tmp_path, capsys):
     """mario_levels' reconstruction plays an unseen level: its ``options`` are env options."""
     recon = {"name": "reconstruction", "args": {"env": "corridor", "options": {"lenght": 4}}}
-    path = _write(tmp_path, _mutated(_set("methods.scratch.callbacks", [recon])))
+    path = _write(tmp_path, _mutated(set_key("methods.scratch.callbacks", [recon])))
     assert main(["validate", str(path)]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert f"{path}: methods.scratch.callbacks.0.args.options: " in err

@@ -348,6 +348,6 @@ def test_report_files_are_written_atomically(root, tmp_path, monkeypatch):
     assert synced  # file contents are flushed to disk before the rename
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp file, no half file
     dirs = []
-    monkeypatch.setattr(results, "_fsync_dir", dirs.append)
+    monkeypatch.setattr(results, "fsync_dir", dirs.append)
     write_report(root, out, reps=50)
     assert set(dirs) == {out}  # every rename made durable

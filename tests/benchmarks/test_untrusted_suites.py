@@ -13,6 +13,7 @@ import yaml
 from benchmarks.cli import EXIT_INPUT, main
 from benchmarks.suite import SuiteError, load_suite
 from benchmarks.yaml_load import MAX_BYTES, MAX_DEPTH, load_text
+from suite_edits import set_key
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "suites" / "fake_transfer.yaml"
@@ -171,49 +172,39 @@ def test_unreadable_files_are_refused_naming_the_file(case, tmp_path, capsys):
 
 
 # -- bounds --------------------------------------------------------------------------------------
-def _at(keys: str, value):
-    def mutate(data):
-        *parents, last = [int(k) if k.isdigit() else k for k in keys.split(".")]
-        node = data
-        for k in parents:
-            node = node[k]
-        node[last] = value
-    return mutate
-
-
 # id -> (mutation, field path named, a fragment of the expected form)
 BOUNDS = {
-    "budget_huge": (_at("profiles.smoke.budgets.source", 10 ** 30), "profiles.smoke.budgets.source",
+    "budget_huge": (set_key("profiles.smoke.budgets.source", 10 ** 30), "profiles.smoke.budgets.source",
                     "at most 1,000,000,000"),
-    "budget_4000_digits": (_at("profiles.smoke.budgets.target", 10 ** 3999),
+    "budget_4000_digits": (set_key("profiles.smoke.budgets.target", 10 ** 3999),
                            "profiles.smoke.budgets.target", "got a 4000-digit number"),
-    "budget_bool": (_at("profiles.smoke.budgets.source", True), "profiles.smoke.budgets.source",
+    "budget_bool": (set_key("profiles.smoke.budgets.source", True), "profiles.smoke.budgets.source",
                     "valid integer"),
     "learn_within_huge": (lambda d: d["metrics"].update(learn_within={"slippery": 10 ** 12}),
                           "metrics.learn_within.slippery", "at most 1,000,000,000"),
-    "seed_bool": (_at("seeds", [True]), "seeds.0", "valid integer"),
-    "seed_negative": (_at("seeds", [0, -1]), "seeds.1", "[0, 2**32)"),
-    "seed_too_large": (_at("profiles.smoke.seeds", [2 ** 32]), "profiles.smoke.seeds.0", "[0, 2**32)"),
-    "seed_string": (_at("seeds", ["3"]), "seeds.0", "valid integer"),
-    "source_seed_pool": (_at("profiles.smoke.source_seeds", {"base": [2 ** 40]}),
+    "seed_bool": (set_key("seeds", [True]), "seeds.0", "valid integer"),
+    "seed_negative": (set_key("seeds", [0, -1]), "seeds.1", "[0, 2**32)"),
+    "seed_too_large": (set_key("profiles.smoke.seeds", [2 ** 32]), "profiles.smoke.seeds.0", "[0, 2**32)"),
+    "seed_string": (set_key("seeds", ["3"]), "seeds.0", "valid integer"),
+    "source_seed_pool": (set_key("profiles.smoke.source_seeds", {"base": [2 ** 40]}),
                          "profiles.smoke.source_seeds.base.0", "[0, 2**32)"),
-    "batch_size_huge": (_at("profiles.smoke.training.batch_size", 10 ** 12),
+    "batch_size_huge": (set_key("profiles.smoke.training.batch_size", 10 ** 12),
                         "profiles.smoke.training", "batch_size must be <= 4,096"),
-    "batch_size_bool": (_at("profiles.smoke.training.batch_size", True),
+    "batch_size_bool": (set_key("profiles.smoke.training.batch_size", True),
                         "profiles.smoke.training", "'batch_size' expects int"),
-    "batch_size_string": (_at("profiles.smoke.training.batch_size", "64"),
+    "batch_size_string": (set_key("profiles.smoke.training.batch_size", "64"),
                           "profiles.smoke.training", "'batch_size' expects int"),
-    "replay_huge": (_at("profiles.smoke.training.replay_capacity", 10 ** 10),
+    "replay_huge": (set_key("profiles.smoke.training.replay_capacity", 10 ** 10),
                     "profiles.smoke.training", "replay_capacity must be <="),
-    "num_envs_huge": (_at("profiles.smoke.training.num_envs", 10 ** 6),
+    "num_envs_huge": (set_key("profiles.smoke.training.num_envs", 10 ** 6),
                       "profiles.smoke.training", "num_envs must be <="),
-    "env_option_string": (_at("tasks.corridor.options.length", "8"), "tasks.corridor.options",
+    "env_option_string": (set_key("tasks.corridor.options.length", "8"), "tasks.corridor.options",
                           "option 'length' expects int"),
-    "env_option_bool": (_at("tasks.slippery.options.slip", True), "tasks.slippery.options",
+    "env_option_bool": (set_key("tasks.slippery.options.slip", True), "tasks.slippery.options",
                         "option 'slip' expects float"),
-    "profile_task_option": (_at("profiles.smoke.task_options", {"invert": "yes"}),
+    "profile_task_option": (set_key("profiles.smoke.task_options", {"invert": "yes"}),
                             "tasks.corridor.options", "option 'invert' expects bool"),
-    "pad_option": (_at("tasks.corridor.options.pad_obs", 1.5), "tasks.corridor.options",
+    "pad_option": (set_key("tasks.corridor.options.pad_obs", 1.5), "tasks.corridor.options",
                    "option 'pad_obs' expects int | None"),
 }
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_wm import checkpoints, signing
+from lightning_wm import checkpoints, fileio, signing
 from lightning_wm.agents import make_agent
 from lightning_wm.checkpoints import CheckpointError, previous_path, sidecar_path
 from lightning_wm.data.collector import Collector
@@ -80,7 +80,7 @@ def test_save_writes_a_sidecar_and_keeps_the_previous_file(tmp_path):
     path = tmp_path / "last.ckpt"
     first = checkpoints.save(path, lambda tmp: tmp.write_bytes(b"first"), keep_previous=True)
     second = checkpoints.save(path, lambda tmp: tmp.write_bytes(b"second!"), keep_previous=True)
-    assert second == hashlib.sha256(b"second!").hexdigest() == checkpoints.sha256_file(path)
+    assert second == hashlib.sha256(b"second!").hexdigest() == fileio.sha256_file(path)
     assert json.loads(sidecar_path(path).read_text()) == {
         "file": "last.ckpt", "sha256": second, "bytes": 7}
     prev = previous_path(path)
