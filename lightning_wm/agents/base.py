@@ -22,6 +22,7 @@ from torch import nn
 
 from lightning_wm.agents.protocol import MAIN, Batches, DataNeeds, ExtraTerm, TermHook, Terms
 from lightning_wm.components import UnknownComponentError, check_vocabulary
+from lightning_wm.nets.init import init_weights
 
 #: the optimiser group of agents with one optimiser over every component
 ALL = "all"
@@ -39,7 +40,9 @@ class Agent(L.LightningModule):
                  groups: Mapping[str, list[str] | tuple[str, ...]] | None = None) -> None:
         super().__init__()
         check_vocabulary(components)
-        self.components = nn.ModuleDict(dict(components))
+        # one init rule for every agent and every transfer re-init (see nets.init); agents
+        # copy target networks from their components after this, so copies match
+        self.components = init_weights(nn.ModuleDict(dict(components)))
         groups = {ALL: list(components)} if groups is None else groups
         self._groups: dict[str, list[str]] = {g: list(names) for g, names in groups.items()}
         self.loss_weights: dict[str, float] = {}

@@ -23,12 +23,11 @@ import torch
 from torch import nn
 
 from lightning_wm import checkpoints
+from lightning_wm.nets.init import init_weights
 from lightning_wm.pipeline.datamodule import Pipeline, PipelineDataModule
 
 _COMPONENT_PREFIX = "components."
 
-#: layer types whose parameters follow the Xavier-weight / zero-bias rule
-_XAVIER_LAYERS = (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase, nn.RNNCellBase)
 
 
 class SourceState(dict):
@@ -62,29 +61,11 @@ def unfreeze(modules) -> None:
             p.requires_grad_(True)
 
 
-def _init_param(name: str, p: torch.Tensor) -> None:
-    if p.dim() >= 2 and not name.startswith("bias"):
-        nn.init.xavier_uniform_(p)
-    else:
-        nn.init.zeros_(p)
-
-
-@torch.no_grad()
 def reinit(module: nn.Module) -> None:
-    """Fresh init of every layer under ``module``: Xavier-uniform weights, zero biases.
-
-    Other layers with own parameters (LayerNorm, ...) use their ``reset_parameters``; a custom
-    module without one gets the same rule by shape (matrices Xavier, vectors zero).
-    """
-    for sub in module.modules():
-        own = list(sub.named_parameters(recurse=False))
-        if not own:
-            continue
-        if isinstance(sub, _XAVIER_LAYERS) or not hasattr(sub, "reset_parameters"):
-            for name, p in own:
-                _init_param(name, p)
-        else:
-            sub.reset_parameters()
+    """Fresh init of every layer under ``module`` by the library's one rule (Glorot-uniform
+    weights, zero biases; :func:`lightning_wm.nets.init.init_weights`), the rule every
+    scratch agent is built with."""
+    init_weights(module)
 
 
 def _without(state: Mapping[str, torch.Tensor], skip: frozenset[str]) -> Mapping[str, torch.Tensor]:

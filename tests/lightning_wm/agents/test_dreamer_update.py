@@ -82,7 +82,8 @@ def test_a_second_stream_weighted_0_5_changes_the_world_model_and_0_changes_noth
 def test_an_extra_actor_term_changes_only_the_actor(version):
     plain, extra = agent(version), agent(version)
     extra.add_loss_term(ExtraTerm(
-        "actor/l2", "actor", lambda a, b: sum(p.pow(2).sum()
+        # pulls towards 1, not 0: biases start at zero, where an L2 term has no gradient
+        "actor/l2", "actor", lambda a, b: sum((p - 1).pow(2).sum()
                                               for p in a.components["actor"].parameters())))
     run(plain, {"main": batch(plain)})
     terms = run(extra, {"main": batch(extra)})
