@@ -20,6 +20,9 @@ Cells are (suite, task, method); source runs form cells too, checked for failure
   suite also states ``learn_within`` N steps, most seeds of every from-scratch run of the task
   (sources included) budgeted for N steps must reach it by step N. This is how a nightly profile
   shows that an agent learns, not merely that it runs. Interrupted runs are left out of it.
+  A multi-task source is gated per task: most of its seeds must reach each of its tasks'
+  thresholds on their per-task curves (a transfer from a source that learned nothing measures
+  nothing).
   Reaching is the held criterion of ``time_to_threshold`` (``THRESHOLD_DEFINITION``): the mean
   of ``HOLD_WINDOW`` consecutive evaluations after step 0, so neither an untrained policy's
   lucky first evaluation nor one good evaluation between bad ones passes the gate.
@@ -153,6 +156,30 @@ def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> 
                    f"seeds reach {threshold:g} (mean of {HOLD_WINDOW} evaluations after step 0)"
                    f"{by}{first}")
         rows.append(Row(_name(key), "threshold", None, len(hits), None, verdict, not learns))
+    return rows + _source_task_gate(current, facts)
+
+
+def _source_task_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> list[Row]:
+    """A multi-task source must learn each of its tasks that has a threshold (held, on its
+    per-task curve, for most of its completed seeds): a transfer from a source that learned
+    nothing measures nothing."""
+    rows = []
+    for key, runs in sorted(_cells(current).items()):
+        suite, _, method, kind = key
+        done = [r for r in _done(runs) if r.task_curves]
+        if kind != "source" or not done:
+            continue
+        thresholds = facts.get(suite, SuiteFacts()).thresholds
+        for task in sorted(set(done[0].task_curves) & set(thresholds)):
+            times = [time_to_threshold(*curve_of(r, task), thresholds[task]) for r in done]
+            hits = sorted(t for t in times if np.isfinite(t))
+            learns = 2 * len(hits) > len(times)
+            first = f", first held at {hits[0]:.0f} env steps" if hits else ""
+            verdict = (f"{'ok' if learns else 'REGRESSION: source does not learn its task'}: "
+                       f"{len(hits)}/{len(times)} seeds reach {thresholds[task]:g} on {task} "
+                       f"(mean of {HOLD_WINDOW} evaluations after step 0){first}")
+            rows.append(Row(f"{suite}/{task}/{method} [source]", "threshold", None, len(hits),
+                            None, verdict, not learns))
     return rows
 
 

@@ -137,8 +137,9 @@ def _mean_time(times: list[float]) -> float:
     return float(np.mean(times)) if times else float("nan")
 
 
-def _threshold(runs: list[RunResult], value: float) -> dict:
-    times = [M.time_to_threshold(*curve_of(r), value) for r in runs]
+def _threshold(runs: list[RunResult], value: float, task: str | None = None) -> dict:
+    """Held time to ``value`` per run (of the runs' curves on ``task`` when given)."""
+    times = [M.time_to_threshold(*curve_of(r, task), value) for r in runs]
     return {"value": value, "mean_steps": _mean_time(times),
             "reached": int(np.isfinite(times).sum()), "of": len(times)}
 
@@ -257,10 +258,14 @@ def _sources(results: list[RunResult], facts: SuiteFacts) -> list[dict]:
                "seed": r.record.seed, "status": r.record.status, "env_steps": r.record.env_steps,
                "wall_time_s": r.record.wall_time_s, "throughput": r.record.throughput,
                "diagnostics": dict(r.record.diagnostics)}
-        # a multi-task source's task ("a+b") names no threshold: only single-task sources match
         thr = facts.thresholds.get(r.record.task)
         if thr is not None and r.curve is not None:
             row["threshold"] = _threshold([r], thr)
+        # a multi-task source ("a+b") is judged per task, on its per-task curves
+        per_task = {t: _threshold([r], facts.thresholds[t], t)
+                    for t in sorted(r.task_curves or {}) if t in facts.thresholds}
+        if per_task:
+            row["task_thresholds"] = per_task
         out.append(row)
     return out
 

@@ -117,10 +117,12 @@ def _md_sources(sources: list[dict]) -> list[str]:
                "decisions/s"]
     rows = [[r["run_id"], r["source"], r["tasks"], r["seed"], r["status"], r["env_steps"],
              _num(r["wall_time_s"]), _num(r["throughput"])] for r in sources]
-    if any("threshold" in r for r in sources):  # the column only where a source has one
+    if any("threshold" in r or "task_thresholds" in r for r in sources):  # only where one has
         headers.append("decisions to threshold (reached)")
         for row, r in zip(rows, sources):
-            row.append(_thr(r.get("threshold")))
+            per_task = r.get("task_thresholds")
+            row.append("; ".join(f"{t}: {_thr(v)}" for t, v in per_task.items()) if per_task
+                       else _thr(r.get("threshold")))
     lines = ["## Sources", ""] + _table(headers, rows)
     found = sorted({n for r in sources for n in r.get("diagnostics", {})})
     if found:

@@ -292,10 +292,12 @@ def read_curve(path: Path) -> Curve:
     return Curve(steps, scores[:, 0])
 
 
-def curve_of(r: RunResult) -> tuple[np.ndarray, np.ndarray]:
-    """The run's curve, a repeated step kept once (its last value): a resumed run may evaluate
-    its resume step twice, and the metrics need strictly ascending steps."""
-    s, y = r.curve.steps, r.curve.returns
+def curve_of(r: RunResult, task: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The run's curve (or, with ``task``, a multi-task run's curve on that task), a repeated
+    step kept once (its last value): a resumed run may evaluate its resume step twice, and the
+    metrics need strictly ascending steps."""
+    curve = r.curve if task is None else r.task_curves[task]
+    s, y = curve.steps, curve.returns
     keep = np.append(s[1:] != s[:-1], True)
     return s[keep], y[keep]
 

@@ -8,7 +8,8 @@ import pytest
 
 from benchmarks.regress import compare, learning_gate, main_regress
 from benchmarks.report import SuiteFacts
-from benchmarks.results import Provenance, RunRecord, load_results, write_curve, write_record
+from benchmarks.results import (Provenance, RunRecord, load_results, write_curve, write_record,
+                                write_task_curves)
 from benchmarks.suite import SuiteError
 
 STEPS = np.arange(0, 1001, 100)   # curves are lines 0 -> level, so AUC = level / 2
@@ -226,3 +227,31 @@ def test_learning_gate_ignores_a_lucky_start_and_single_good_evaluations(tmp_pat
     assert [(r.cell, r.current, r.regressed) for r in rows] == [("fake/reach/scratch", 1, True)]
     assert rows[0].verdict == ("REGRESSION: does not learn: 1/5 seeds reach 0.8 (mean of 3 "
                                "evaluations after step 0), first held at 500 env steps")
+
+
+def _multi_task_sources(root, levels_a, levels_b):
+    """Multi-task sources on tasks a and b: seed i's per-task curves rise to the levels given."""
+    for seed, (la, lb) in enumerate(zip(levels_a, levels_b)):
+        run_dir = root / "runs" / f"src-{seed}"
+        _save(root, f"src-{seed}", (la + lb) / 2, seed=seed, kind="source", method="mt",
+              task="a+b", tasks=["a", "b"])
+        write_task_curves(run_dir, ["a", "b"], STEPS,
+                          zip(STEPS / 1000 * la, STEPS / 1000 * lb))
+    return load_results(root)
+
+
+def test_a_multi_task_source_must_learn_each_of_its_tasks(tmp_path):
+    """Per task, on the per-task curves: task a is learned by every seed, task b by one of
+    three, so the source is flagged on b (and only on b); a task without a threshold is not
+    judged."""
+    runs = _multi_task_sources(tmp_path / "cur", [10, 10, 10], [10, 2, 2])
+    facts = SuiteFacts(thresholds={"a": 5.0, "b": 5.0})
+    rows = learning_gate(runs, {"fake": facts})
+    assert [(r.cell, r.regressed) for r in rows] == [("fake/a/mt [source]", False),
+                                                     ("fake/b/mt [source]", True)]
+    assert rows[1].verdict.startswith("REGRESSION: source does not learn its task: 1/3 seeds "
+                                      "reach 5 on b")
+    out = io.StringIO()
+    assert main_regress(None, tmp_path / "cur", 1.5, out, suite_lookup=lambda n: facts) == 1
+    only_a = SuiteFacts(thresholds={"a": 5.0})
+    assert [r.cell for r in learning_gate(runs, {"fake": only_a})] == ["fake/a/mt [source]"]

@@ -9,7 +9,7 @@ import pytest
 from benchmarks import report as R, report_md
 from benchmarks.report import Reference, SuiteFacts, build_report, write_report
 from benchmarks.results import (Provenance, ResultError, RunRecord, SourceUse, load_results,
-                                write_curve, write_record)
+                                write_curve, write_record, write_task_curves)
 from benchmarks.suite import SuiteError
 
 STEPS = np.arange(0, 1001, 100)          # 11 evaluation points over 1000 env steps
@@ -93,6 +93,22 @@ def test_cell_numbers_match_hand_computed(root):
     assert cc["difference"]["point"] == pytest.approx(1.0)
     assert cc["scratch_auc"]["point"] == pytest.approx(6.0)
     assert scratch["transfer"] is None
+
+
+def test_a_multi_task_source_shows_its_time_to_threshold_per_task(tmp_path):
+    """The source's per-task curves are judged against each task's threshold: task a holds 5
+    from step 600; task b never reaches it; task c has no threshold and is not shown."""
+    run_dir = _save(tmp_path, "mt", STEPS / 100, kind="source", method="mt", task="a+b+c",
+                    tasks=["a", "b", "c"])
+    write_task_curves(run_dir, ["a", "b", "c"], STEPS,
+                      zip(STEPS / 100, STEPS / 1000, STEPS / 100))
+    facts = SuiteFacts(thresholds={"a": 5.0, "b": 5.0})
+    report = build_report(load_results(tmp_path), facts, reps=50)
+    (row,) = report["sources"]
+    assert row["task_thresholds"] == {
+        "a": {"value": 5.0, "mean_steps": 600.0, "reached": 1, "of": 1},
+        "b": {"value": 5.0, "mean_steps": None, "reached": 0, "of": 1}}
+    assert "| a: 600.0 (1/1); b: never (0/1) |" in R.render_markdown([report], tmp_path)
 
 
 def test_sources_diagnostics_references_aggregates(root):
