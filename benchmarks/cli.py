@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=_seeds, help="comma-separated seeds, each in [0, 2**32)")
     r.add_argument("--out", type=_out_dir, default="runs", help="output root (default: runs/)")
     r.add_argument("--launcher", choices=("local", "ray"), default="local")
-    r.add_argument("--workers", type=_int_in(1, MAX_WORKERS), default=1,
-                   help=f"local: parallel runs (processes, 1 to {MAX_WORKERS})")
+    r.add_argument("--workers", type=_int_in(1, MAX_WORKERS), default=None,
+                   help=f"local: parallel runs (processes, 1 to {MAX_WORKERS}; default: the "
+                        "free CPU cores for a CPU profile, 1 on an accelerator)")
     r.add_argument("--ray-address", help="ray: cluster address (default: start a local Ray)")
     r.add_argument("--gpus-per-run", type=_float_from(0.0, inclusive=True), default=0.0,
                    help="ray: GPUs requested per run")
@@ -191,6 +192,9 @@ def cmd_run(args) -> int:
     # a corrupt record stops the run here, before anything is written
     finished = {s.run_id: r for s in specs if (r := existing(args.out, s)) and r.status == "completed"}
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    if args.workers is None:
+        args.workers = _default_workers(args, suite.profiles[specs[0].profile].accelerator,
+                                        devices, len(specs) - len(finished))
     report, shown, clock = _progress(args, suite, specs, finished)
     opts = ExecOptions(args.out, devices, args.strategy, args.accelerator, report, args.logger)
     launcher = _launcher(args, opts)
@@ -237,6 +241,17 @@ def cmd_run(args) -> int:
         for path in write_report(args.out / suite.name / profile, suite_lookup=lookup):
             print(f"wrote {path}")
     return EXIT_FAIL if bad else EXIT_OK
+
+
+def _default_workers(args, profile_accelerator: str | None, devices, pending: int) -> int:
+    """Parallel runs when ``--workers`` is not given: one per free core on a CPU (each run
+    uses one thread, so results do not depend on it), one run at a time on an accelerator or
+    with several devices per run."""
+    from benchmarks.launchers.local import free_cores
+    accelerator = args.accelerator or profile_accelerator or "cpu"
+    if args.launcher != "local" or accelerator != "cpu" or devices not in (1, "1", None):
+        return 1
+    return max(1, min(free_cores(), pending))
 
 
 def _progress(args, suite, specs, finished):

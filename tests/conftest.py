@@ -7,6 +7,13 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _one_worker_by_default(monkeypatch):
+    """`run` without --workers uses the free cores, which vary with the machine's load: tests
+    that do not ask for workers get one, so they do not change behaviour with the load."""
+    monkeypatch.setattr("benchmarks.launchers.local.free_cores", lambda: 1)
+
+
 def pytest_addoption(parser):
     parser.addoption("--bench", action="store_true",
                      help="also run the speed benchmarks (tests marked 'bench'); "

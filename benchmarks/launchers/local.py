@@ -31,7 +31,7 @@ class LocalLauncher:
 
     def start(self, spec: RunSpec):
         if self.pool is None:
-            return _Done(execute(spec, self.opts, self.factories))
+            return _Done(_in_process(spec, self.opts, self.factories))
         future = self.pool.submit(_worker, spec.to_dict(), self.opts)
         self._specs[future] = spec
         return future
@@ -61,7 +61,28 @@ class LocalLauncher:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _in_process(spec: RunSpec, opts: ExecOptions, factories: Factories | None):
+    """One run here, on one intra-op thread as in a worker: a CPU reduction split over threads
+    sums in another order, and a run's numbers must not depend on ``--workers``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return execute(spec, opts, factories)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _worker(spec: dict, opts: ExecOptions):
     import torch
-    torch.set_num_threads(1)  # several runs share the cores
+    torch.set_num_threads(1)  # several runs share the cores; and see _in_process
     return execute(RunSpec.from_dict(spec), opts)
+
+
+def free_cores() -> int:
+    """Cores this process may use that are not busy now (at least 1): the default number of
+    parallel runs, so a laptop's idle cores are used and a loaded machine is not oversubscribed."""
+    import os
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(usable or 1, (os.cpu_count() or 1) - busy))

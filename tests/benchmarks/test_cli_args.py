@@ -91,5 +91,6 @@ def test_good_options_parse_to_their_values(tmp_path):
     assert args.tasks == ["slippery"] and args.methods == ["scratch", "finetune"]
     assert args.out == tmp_path / "new" / "dir"
     defaults = build_parser().parse_args(["run", "fake_transfer", "--out", str(tmp_path)])
-    assert (defaults.workers, defaults.devices, defaults.strategy) == (1, 1, "auto")
+    # no --workers: decided in `run` from the free cores (see test_default_workers)
+    assert (defaults.workers, defaults.devices, defaults.strategy) == (None, 1, "auto")
     assert build_parser().parse_args(["regress", "--current", "x"]).speed_factor == 1.5

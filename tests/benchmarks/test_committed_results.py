@@ -14,11 +14,25 @@ RESULTS = Path(__file__).resolve().parents[2] / "results"
 BASELINES = sorted(p for p in RESULTS.glob("*/nightly") if p.is_dir())
 
 
+def _default_profiles() -> list[Path]:
+    """The committed results of each suite's default profile (what the README's main command
+    and a user's first run produce)."""
+    from benchmarks.suite import load_suite
+
+    found = []
+    for folder in sorted(p for p in RESULTS.iterdir() if p.is_dir() and p.name != "bench"):
+        default = folder / load_suite(folder.name).default_profile
+        if (default / "runs").is_dir():
+            found.append(default)
+    return found
+
+
 def test_committed_results_validate():
     assert validate_results(RESULTS) == []
 
 
-@pytest.mark.parametrize("baseline", BASELINES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("baseline", BASELINES + _default_profiles(),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_baseline_against_itself_is_no_regression(baseline, capsys):
     assert load_results(baseline), f"{baseline} holds no runs"
     assert main(["regress", "--baseline", str(baseline), "--current", str(baseline)]) == 0

@@ -88,7 +88,7 @@ def test_ray_gives_the_same_records(local_run, tmp_path):
 @pytest.mark.slow
 def test_sigkill_midway_resumes_and_loses_nothing(local_run, tmp_path):
     cmd = [sys.executable, "-m", "benchmarks", "run", "fake_transfer", "--profile", "smoke",
-           "--out", str(tmp_path), "--no-report"]
+           "--out", str(tmp_path), "--no-report", "--workers", "1"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     runs = tmp_path.joinpath(*SUITE_DIR, "runs")

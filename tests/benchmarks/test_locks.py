@@ -68,7 +68,8 @@ def test_a_held_run_and_its_dependents_are_skipped_without_records(tmp_path, cap
 def test_two_concurrent_runs_train_each_run_once(tmp_path):
     # two independent runs: the cheapest selection where both processes find work
     cmd = [sys.executable, "-m", "benchmarks", "run", "fake_transfer", "--profile", "smoke",
-           "--out", str(tmp_path), "--no-report", "--seeds", "0,1", "--methods", "scratch"]
+           "--out", str(tmp_path), "--no-report", "--seeds", "0,1", "--methods", "scratch",
+           "--workers", "1"]
     procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]

@@ -23,7 +23,10 @@ ONE_RUN = ["--seeds", "0", "--methods", "scratch"]
 
 
 def _args(out: Path, *extra: str) -> list[str]:
-    return ["run", *SMOKE[:1], "--profile", SMOKE[1], "--out", str(out), "--no-report", *extra]
+    # subprocesses too: not the free cores, which vary with the machine's load
+    workers = [] if "--workers" in extra else ["--workers", "1"]
+    return ["run", *SMOKE[:1], "--profile", SMOKE[1], "--out", str(out), "--no-report",
+            *workers, *extra]
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
