@@ -148,15 +148,21 @@ def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> 
         done = [r for r in _done(runs) if r.curve is not None]
         limit = math.inf if within is None else within
         times = [time_to_threshold(*curve_of(r), threshold) for r in done]
-        hits = sorted(t for t in times if np.isfinite(t) and t <= limit)
-        learns = 2 * len(hits) > len(times)
-        first = f", first held at {hits[0]:.0f} env steps" if hits else ""
+        hits, learns, first = _reached(times, limit)
         by = f" within {within} env steps" if within is not None else ""
         verdict = (f"{'ok' if learns else 'REGRESSION: does not learn'}: {len(hits)}/{len(times)} "
                    f"seeds reach {threshold:g} (mean of {HOLD_WINDOW} evaluations after step 0)"
                    f"{by}{first}")
         rows.append(Row(_name(key), "threshold", None, len(hits), None, verdict, not learns))
     return rows + _source_task_gate(current, facts)
+
+
+def _reached(times: list[float], limit: float = math.inf) -> tuple[list[float], bool, str]:
+    """The held times within ``limit``, whether most seeds got there, and the text naming the
+    first: the rule both gates judge by."""
+    hits = sorted(t for t in times if np.isfinite(t) and t <= limit)
+    first = f", first held at {hits[0]:.0f} env steps" if hits else ""
+    return hits, 2 * len(hits) > len(times), first
 
 
 def _source_task_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> list[Row]:
@@ -172,9 +178,7 @@ def _source_task_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts])
         thresholds = facts.get(suite, SuiteFacts()).thresholds
         for task in sorted(set(done[0].task_curves) & set(thresholds)):
             times = [time_to_threshold(*curve_of(r, task), thresholds[task]) for r in done]
-            hits = sorted(t for t in times if np.isfinite(t))
-            learns = 2 * len(hits) > len(times)
-            first = f", first held at {hits[0]:.0f} env steps" if hits else ""
+            hits, learns, first = _reached(times)
             verdict = (f"{'ok' if learns else 'REGRESSION: source does not learn its task'}: "
                        f"{len(hits)}/{len(times)} seeds reach {thresholds[task]:g} on {task} "
                        f"(mean of {HOLD_WINDOW} evaluations after step 0){first}")
