@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: list, run, report, regress, validate, bench.
+"""``python -m benchmarks``: list, run, report, regress, validate, publish, bench.
 
 Exit codes: 0 success; 1 a run failed or a regression was found; 2 bad input (suite, result file
 or arguments), with a message naming the file and field.
@@ -152,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a suite YAML, a result file or a results dir",
                        description="Validate a suite YAML, a record.json, a curve.csv or a directory of results.")
     v.add_argument("path")
+    pub = sub.add_parser("publish", help="static HTML leaderboard site from results dirs",
+                         description="Build a static site (HTML + CSS, no scripts) over every "
+                                     "suite/profile in RESULTS_DIR(s): verdicts, tables with CIs, "
+                                     "rliable figures, provenance, score files. Records that fail "
+                                     "validation are listed as rejected, never included.")
+    pub.add_argument("dirs", nargs="+", type=Path, metavar="RESULTS_DIR",
+                     help="results directories; several merge into one site")
+    pub.add_argument("--site", type=_out_dir, default=Path("site"),
+                     help="output folder, replaced atomically (default: site/)")
+    pub.add_argument("--reps", type=_int_in(100, 100_000), default=2000,
+                     help="bootstrap draws per interval (default 2000)")
     bench.add_arguments(sub.add_parser(
         "bench", help="speed benchmarks (tests/perf) with timings, as a markdown table",
         description="Run the speed benchmarks that the test run leaves out (pytest marker "
@@ -305,6 +316,12 @@ def cmd_validate(args) -> int:
         if problems:
             return EXIT_INPUT
         print(f"{path}: {len(results.run_dirs(path))} runs, all valid")
+    elif path.name in ("scores.json", "scores.csv"):  # benchmarks.scores' file names
+        from benchmarks.scores import read_scores, read_scores_csv
+        if path.suffix == ".json":
+            print(f"{path}: valid scores file ({len(read_scores(path).runs)} runs)")
+        else:
+            print(f"{path}: valid scores table ({read_scores_csv(path)} rows)")
     elif path.suffix == ".csv":
         results.read_curve(path)
         print(f"{path}: valid curve")
@@ -314,12 +331,23 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def cmd_publish(args) -> int:
+    from benchmarks.publish.site import publish
+    collected = publish(args.dirs, args.site, reps=args.reps)
+    runs = sum(len(v) for v in collected.groups.values())
+    print(f"wrote {args.site}/index.html: {len(collected.groups)} suite/profile pages, {runs} runs, "
+          f"{len(collected.rejected)} files rejected")
+    for r in collected.rejected:
+        print(f"rejected {r.origin}/{r.path}: {r.reason}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     return EXIT_OK if bench.run(args) == 0 else EXIT_FAIL
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "regress": cmd_regress,
-            "validate": cmd_validate, "bench": cmd_bench}
+            "validate": cmd_validate, "publish": cmd_publish, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,11 @@
   stratified bootstrap CI (an n_seeds x 1 matrix, ``mean`` statistic).
 * Transfer metrics pair each transfer run with the scratch run named by its ``baseline_run_id``.
   Jumpstart and the cost-charged difference are averaged over pairs (CI over pairs); transfer
-  ratio = mean paired target AUC / mean paired scratch AUC; time to threshold is the mean over
-  runs (undefined if any run never reaches the threshold).
+  ratio = mean paired target AUC / mean paired scratch AUC, both normalised to the task's fixed
+  random and reference scores where the suite declares them for the profile (raw otherwise), and
+  shown only where scratch's area is > 0 and the target's >= 0 (a ratio of negative areas reads
+  backwards: "—" and the reason instead); time to threshold is the mean over runs (undefined if
+  any run never reaches the threshold).
 * Cost-charged view: the transfer curve is shifted right by the env steps its sources consumed
   (the full cost, even for a source shared by several targets), then compared with its scratch
   run by mean return over the total-step window both cover, ``[max(source steps, scratch
@@ -144,8 +147,28 @@ def _threshold(runs: list[RunResult], value: float, task: str | None = None) -> 
             "reached": int(np.isfinite(times).sum()), "of": len(times)}
 
 
+def _ratio(auc_target: float, auc_scratch: float,
+           scale: tuple[float, float] | None) -> dict[str, Any]:
+    """The transfer ratio of two mean AUCs, on the task's fixed scale when there is one, with
+    its basis, and the reason where it is undefined (``None``)."""
+    basis = "raw"
+    if scale is not None:
+        lo, hi = scale
+        auc_target, auc_scratch = (auc_target - lo) / (hi - lo), (auc_scratch - lo) / (hi - lo)
+        basis = "normalised"
+    ratio, note = M.transfer_ratio(auc_target, auc_scratch), None
+    if not np.isfinite(ratio):
+        who, area = (("scratch", auc_scratch) if not auc_scratch > 0 else ("transfer", auc_target))
+        note = f"undefined: {who}'s {basis} AUC is {area:.3g}"
+        if scale is None:
+            note += " (no fixed random/reference scores for this task and profile)"
+    return {"transfer_ratio": ratio if note is None else None,
+            "transfer_ratio_basis": basis, "transfer_ratio_note": note}
+
+
 def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
-              shares: Mapping[str, int] | None = None) -> dict:
+              shares: Mapping[str, int] | None = None,
+              scale: tuple[float, float] | None = None) -> dict:
     primary = facts.primary
     t_sc = [run_scores(t, facts) for t, _ in pairs]
     s_sc = [run_scores(s, facts) for _, s in pairs]
@@ -155,8 +178,7 @@ def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
         "paired_difference": report_refs.paired_difference(
             [(x[primary], y[primary]) for x, y in zip(t_sc, s_sc)], reps, seed),
         "decisions_per_run": float(np.mean([t.record.env_steps for t, _ in pairs])),
-        "transfer_ratio": M.transfer_ratio(np.mean([x["auc"] for x in t_sc]),
-                                           np.mean([x["auc"] for x in s_sc])),
+        **_ratio(np.mean([x["auc"] for x in t_sc]), np.mean([x["auc"] for x in s_sc]), scale),
         "probability_of_improvement": M.probability_of_improvement_ci(
             [[x[primary]] for x in t_sc], [[x[primary]] for x in s_sc],
             reps=reps, seed=seed).as_dict()}
@@ -174,7 +196,8 @@ def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
 
 
 def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: SuiteFacts,
-          reps: int, seed: int, shares: Mapping[str, int] | None = None) -> dict:
+          reps: int, seed: int, shares: Mapping[str, int] | None = None,
+          scale: tuple[float, float] | None = None) -> dict:
     done = [r for r in runs if r.record.status == "completed" and r.curve is not None]
     scores = [run_scores(r, facts) for r in done]
     status = Counter(r.record.status for r in runs)
@@ -191,7 +214,7 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
     if any(r.record.baseline_run_id for r in runs):
         pairs = [(r, by_id[r.record.baseline_run_id]) for r in done
                  if r.record.baseline_run_id in by_id]
-        cell["transfer"] = (_transfer(pairs, facts, task, reps, seed, shares) if pairs
+        cell["transfer"] = (_transfer(pairs, facts, task, reps, seed, shares, scale) if pairs
                             else {"n_pairs": 0})
         cell["transfer"]["n_unpaired"] = len(done) - len(pairs)
     return cell
@@ -289,7 +312,8 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
     for r in targets:
         cells_in[(r.record.task, r.record.method)].append(r)
     shares = source_shares(targets)
-    cells = [_cell(t, m, rs, by_id, facts, reps, seed, shares)
+    cells = [_cell(t, m, rs, by_id, facts, reps, seed, shares,
+                   (_scale([t], facts, profile)[0] or {}).get(t))
              for (t, m), rs in sorted(cells_in.items())]
     setups = facts.setups.get(profile, {})
     report = {
@@ -337,7 +361,7 @@ def write_report(root: Path, out: Path | None = None,
     not know is reported with default settings, no thresholds and no paper references, and a
     note says so. Raises :class:`ResultError`, before anything is written, when ``root`` holds
     no runs, ``out`` is not a folder or any file below ``root`` is bad. Every file is written
-    atomically: PNGs first, then leaderboard.json, then leaderboard.md.
+    atomically: PNGs first, then leaderboard.json, then leaderboard.md, then scores.json/.csv.
     """
     root, out = Path(root), Path(out if out is not None else root)
     if out.exists() and not out.is_dir():
@@ -357,7 +381,10 @@ def write_report(root: Path, out: Path | None = None,
         reports.append(build_report(runs, facts, reps=reps, notes=notes))
     js = json.dumps({"root": str(root), "reports": reports}, indent=2, allow_nan=False) + "\n"
     try:
-        return _write_files(out, groups, facts_of, js, render_markdown(reports, root))
+        written = _write_files(out, groups, facts_of, js, render_markdown(reports, root))
+        # raw score files (every run's curve, metrics, provenance) for third parties
+        from benchmarks.scores import scores_document, write_scores
+        return written + write_scores(out, scores_document(results, reports))
     except OSError as e:
         raise ResultError(f"{e.filename or out}: cannot write the report ({e.strerror or e})") \
             from None

@@ -42,6 +42,13 @@ def _charged_text(cc: dict) -> str:
     return "— (sources cost >= target budget: no common window)" if cc else "—"
 
 
+def _ratio_text(t: dict) -> str:
+    if t.get("transfer_ratio") is not None:
+        basis = " (raw)" if t.get("transfer_ratio_basis") == "raw" else ""
+        return _num(t["transfer_ratio"]) + basis
+    return f"— ({t['transfer_ratio_note']})" if t.get("transfer_ratio_note") else "—"
+
+
 def _md_cells(cells: list[dict]) -> list[str]:
     lines = ["## Target tasks", ""] + _table(
         ["task", "method", "seeds", "AUC", "final", "decisions to threshold (reached)",
@@ -54,7 +61,7 @@ def _md_cells(cells: list[dict]) -> list[str]:
         thr, cc = t.get("threshold") or {}, t.get("cost_charged") or {}
         shared = t.get("cost_charged_shared")
         rows.append([c["task"], c["method"], t["n_pairs"], _fmt(t.get("jumpstart")),
-                     _num(t.get("transfer_ratio")),
+                     _ratio_text(t),
                      f"{_num(thr.get('target_steps'))} / {_num(thr.get('scratch_steps'))}" if thr else "—",
                      _num(thr.get("reduction_pct")), _fmt(t.get("probability_of_improvement")),
                      _num(cc.get("source_env_steps")), _charged_text(cc),

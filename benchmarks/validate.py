@@ -1,5 +1,5 @@
-"""``validate`` of a results directory: every record, curve and figure array, one problem per
-bad file. Apart from :mod:`benchmarks.results` because the figure arrays' checks live with their
+"""``validate`` of a results directory: every record, curve, figure array and score file, one
+problem per bad file. Apart from :mod:`benchmarks.results` because the figure arrays' checks live with their
 readers in :mod:`benchmarks.diagnostics_report`, which reads through the results module."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from benchmarks.diagnostics_report import check_figure_data
 from benchmarks.results import NO_RUNS, ResultError, load_run, run_dirs
+from benchmarks.scores import SCORES_CSV, SCORES_JSON, read_scores, read_scores_csv
 
 
 def validate_results(root: Path) -> list[str]:
@@ -23,4 +24,10 @@ def validate_results(root: Path) -> list[str]:
             check_figure_data(d)
         except ResultError as e:
             problems.append(str(e))
+    for name, read in ((SCORES_JSON, read_scores), (SCORES_CSV, read_scores_csv)):
+        for path in sorted(root.rglob(name)):  # the report's raw score files
+            try:
+                read(path)
+            except ResultError as e:
+                problems.append(str(e))
     return problems

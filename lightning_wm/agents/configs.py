@@ -23,6 +23,8 @@ DREAMER_DEFAULTS: dict[str, Any] = dict(
     gamma=0.99, lam=0.95, model_lr=6e-4, value_lr=8e-5, actor_lr=8e-5, adam_eps=1e-7,
     clip=100.0, free_nats=3.0, expl_noise=0.3, latent_min_std=0.1, actor_init_std=5.0,
     meta_sources=0,
+    # not V1's: a squashed-entropy bonus for the actor (DynamicsActorCritic says why); V1 has 0
+    actor_ent=0.0,
     compile=False,  # torch.compile the unrolled RSSM loops of an update (see DreamerAgent.update)
 )
 

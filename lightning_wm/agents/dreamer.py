@@ -33,7 +33,9 @@ optimisers never see them; they live in the checkpoint).
 Where we differ from Dreamer V1's code: the world model is stepped before the imagination is built
 (V1's code computes all three losses with the pre-update model); the greedy action is tanh(mean)
 instead of V1's mode estimate from 100 samples; likelihoods drop their constants (0.5·squared
-error); ``kl_scale`` is the loss weight of ``transition/kl``.
+error); ``kl_scale`` is the loss weight of ``transition/kl``; ``actor_ent`` > 0 adds a
+squashed-entropy bonus to the actor (off by default, as in V1; :class:`DynamicsActorCritic` says
+when it is needed).
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def _heads(cfg: Mapping[str, Any], feature_size: int, action_dim: int) -> dict[s
 def _behaviour(cfg: Mapping[str, Any], components: nn.ModuleDict,
                world_model: WorldModel) -> DynamicsActorCritic:
     return DynamicsActorCritic(components, world_model, horizon=cfg["horizon"],
-                               gamma=cfg["gamma"], lam=cfg["lam"])
+                               gamma=cfg["gamma"], lam=cfg["lam"], actor_ent=cfg["actor_ent"])
 
 
 #: Dreamer V1: Gaussian latents, a tanh-Gaussian actor trained through the dynamics

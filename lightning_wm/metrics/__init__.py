@@ -27,6 +27,7 @@ from lightning_wm.metrics.curves import (
     time_to_threshold,
     transfer_ratio,
 )
+from lightning_wm.metrics.profiles import performance_profile, performance_profile_ci, pointwise_ci
 
 __all__ = [
     "Interval",
@@ -43,6 +44,9 @@ __all__ = [
     "normalise",
     "optimality_gap",
     "paired_difference_ci",
+    "performance_profile",
+    "performance_profile_ci",
+    "pointwise_ci",
     "probability_of_improvement",
     "probability_of_improvement_ci",
     "reference_normalised",

@@ -162,13 +162,16 @@ def threshold_reduction(t_target: float, t_scratch: float) -> float:
 
 
 def transfer_ratio(area_target: float, area_scratch: float) -> float:
-    """Ratio of areas under the curve, target / scratch; ``nan`` if scratch is 0.
+    """Ratio of areas under the curve, target / scratch (Taylor and Stone, "Transfer Learning
+    for Reinforcement Learning Domains: A Survey", JMLR, 2009).
 
-    Only meaningful when both areas are positive (e.g. positive returns):
-    with mixed signs the ratio's direction flips and stops reading as a gain.
+    Defined only where it reads as a gain: scratch's area > 0 and the target's >= 0, so pass
+    areas of scores whose zero means something (e.g. normalised so random play scores 0).
+    Otherwise ``nan``: of two negative areas the worse method has the larger ratio
+    (-600 / -500 = 1.2), and a mixed sign gives a negative ratio that reads as nothing.
     """
     a_t, a_s = float(area_target), float(area_scratch)
-    if a_s == 0.0:
+    if not (a_s > 0.0 and a_t >= 0.0):
         return math.nan
     return a_t / a_s
 

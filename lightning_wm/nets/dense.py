@@ -33,6 +33,12 @@ class DenseDecoder(MLPHead):
         return obs.float()
 
 
+def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    """log(1 − tanh²(u)), the log-Jacobian of a = tanh(u), written as 2·(log 2 − u − softplus(−2u))
+    so it stays finite where tanh(u) rounds to ±1 (the naive form gives log 0 = −inf there)."""
+    return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+
+
 class ActorHead(MLPHead):
     """Tanh-Gaussian policy (Hafner et al., "Dream to Control", 2020: the actor is "a Gaussian
     distribution parameterized by a feed-forward network"; Dreamer V1 squashes it with tanh into
@@ -63,6 +69,16 @@ class ActorHead(MLPHead):
         """A reparameterised sample in (-1, 1)."""
         mean, std = self.normal(feature)
         return torch.tanh(mean + std * torch.randn_like(mean))
+
+    def sample_log_prob(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action and its log-density log π(a | s) under the squashed
+        distribution: log N(u; μ, σ) − Σ log(1 − tanh²(u)) for a = tanh(u). Computed from u, not
+        from a, so it stays finite for saturated actions (where the squashed density is what
+        penalises saturation: −log π grows with |u|)."""
+        mean, std = self.normal(feature)
+        u = mean + std * torch.randn_like(mean)
+        log_prob = D.Normal(mean, std).log_prob(u) - tanh_log_det(u)
+        return torch.tanh(u), log_prob.sum(-1)
 
     def mode(self, feature: torch.Tensor) -> torch.Tensor:
         """tanh of the Gaussian's mean: the greedy action (V1 estimates the mode by sampling)."""

@@ -95,6 +95,27 @@ def test_cell_numbers_match_hand_computed(root):
     assert scratch["transfer"] is None
 
 
+def test_transfer_ratio_of_negative_returns_is_not_shown_as_a_gain(tmp_path):
+    """Returns shifted to -15 .. -5: scratch's AUC is -10, the worse transfer's (lift -1) -11;
+    the raw ratio 1.1 would read as a 10 % gain, so without a fixed scale it is undefined and
+    says why; on the suite's scale (random -20 -> 0, reference 0 -> 1) it is (9/20) / (10/20)."""
+    for seed, off in OFFSETS.items():
+        _save(tmp_path, f"scratch-{seed}", STEPS / 100 - 15 + off, seed=seed, is_baseline=True)
+        _save(tmp_path, f"worse-{seed}", STEPS / 100 - 16 + off, method="worse", seed=seed,
+              baseline_run_id=f"scratch-{seed}")
+    raw = _cell(build_report(load_results(tmp_path), FACTS, reps=200), "worse")["transfer"]
+    assert raw["transfer_ratio"] is None and raw["transfer_ratio_basis"] == "raw"
+    assert raw["transfer_ratio_note"].startswith("undefined: scratch's raw AUC is -10")
+    scaled = SuiteFacts(random_scores={"reach": -20.0}, reference_scores={"reach": 0.0})
+    report = build_report(load_results(tmp_path), scaled, reps=200)
+    t = _cell(report, "worse")["transfer"]
+    assert t["transfer_ratio"] == pytest.approx(0.9) and t["transfer_ratio_basis"] == "normalised"
+    md = "\n".join(report_md._md_group(report))
+    assert "| worse | 3 |" in md and "| 0.90 |" in md
+    raw_md = "\n".join(report_md._md_group(build_report(load_results(tmp_path), FACTS, reps=200)))
+    assert "— (undefined: scratch's raw AUC is -10" in raw_md
+
+
 def test_a_multi_task_source_shows_its_time_to_threshold_per_task(tmp_path):
     """The source's per-task curves are judged against each task's threshold: task a holds 5
     from step 600; task b never reaches it; task c has no threshold and is not shown."""

@@ -42,14 +42,22 @@ class Behaviour(Protocol):
 class DynamicsActorCritic:
     """Dreamer V1: the actor maximises V_λ by backpropagating through the imagined dynamics; the
     critic regresses V_λ; later imagined steps weigh γ^τ. A trajectory is the features
-    ``[H, N, F]`` of the imagined states (the start excluded)."""
+    ``[H, N, F]`` of the imagined states (the start excluded).
+
+    ``actor_ent`` > 0 adds an entropy bonus η·E[log π(a | s)] on the imagined states, with the
+    squashed (tanh) density, as soft actor-critic does (Haarnoja et al., "Soft Actor-Critic",
+    ICML, 2018). V1 has none (0, the default, draws nothing extra). Why it is there: without it a
+    small Dreamer's actor can push its pre-tanh mean to the soft clip (±5) and its std to ~0; the
+    action is then a constant ±1, tanh's gradient vanishes and the actor never leaves. The
+    squashed density's −log(1 − tanh²u) grows with |u|, so the bonus pulls the mean back."""
 
     target = None
 
     def __init__(self, components: nn.ModuleDict, world_model: WorldModel, *, horizon: int,
-                 gamma: float, lam: float) -> None:
+                 gamma: float, lam: float, actor_ent: float = 0.0) -> None:
         self.components, self.world_model = components, world_model
         self.horizon, self.gamma, self.lam = int(horizon), float(gamma), float(lam)
+        self.actor_ent = float(actor_ent)
 
     def before_update(self, updates_done: int) -> None:
         pass
@@ -74,7 +82,11 @@ class DynamicsActorCritic:
         value = self.components["value"](feats).squeeze(-1)
         returns = lambda_returns(reward, value[:-1], self.gamma, value[-1], self.lam)
         weight = self.discount_weights(len(returns), returns)
-        return {"actor/return": -(weight[:, None] * returns).mean()}, (returns, weight)
+        terms = {"actor/return": -(weight[:, None] * returns).mean()}
+        if self.actor_ent > 0:
+            _, log_prob = self.components["actor"].sample_log_prob(feats[:-1].detach())
+            terms["actor/entropy"] = self.actor_ent * (weight[:, None] * log_prob).mean()
+        return terms, (returns, weight)
 
     def critic_terms(self, feats: torch.Tensor,
                      targets: tuple[torch.Tensor, torch.Tensor]) -> Terms:

@@ -223,6 +223,18 @@ def test_same_seed_same_update():
     assert same(snapshot(a), snapshot(b))
 
 
+def test_entropy_bonus_is_a_named_actor_term_that_moves_only_the_actor():
+    plain, bonus = agent(seed=3, free_nats=0.0), agent(seed=3, free_nats=0.0, actor_ent=0.1)
+    torch.manual_seed(7)
+    update(plain, batch(plain))
+    torch.manual_seed(7)
+    terms = update(bonus, batch(bonus))
+    assert set(terms) == TERMS | {"actor/entropy"}
+    before, after = snapshot(plain.components), snapshot(bonus.components)
+    for k in before:  # the model steps first, the critic's targets come before the bonus' draw
+        assert torch.equal(before[k], after[k]) != k.startswith("actor."), k
+
+
 def test_update_needs_a_main_stream():
     a = agent()
     with pytest.raises(KeyError, match="'main' stream"):

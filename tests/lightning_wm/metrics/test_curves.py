@@ -157,7 +157,11 @@ def test_threshold_reduction():
 def test_transfer_ratio():
     # 3 / 2 = 1.5
     assert transfer_ratio(3.0, 2.0) == pytest.approx(1.5)
+    assert transfer_ratio(0.0, 2.0) == 0.0
     assert math.isnan(transfer_ratio(1.0, 0.0))
+    # negative areas: the worse method (-612.7 against -583.6) would read as a 1.05x gain
+    assert math.isnan(transfer_ratio(-612.7, -583.6))
+    assert math.isnan(transfer_ratio(-1.0, 2.0)) and math.isnan(transfer_ratio(1.0, -2.0))
 
 
 def test_shift_curve():
