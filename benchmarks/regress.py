@@ -6,7 +6,7 @@ Cells are (suite, task, method); source runs form cells too, checked for failure
   metric over seeds (AUC unless the suite says ``final``; AUC when the suite cannot be loaded)
   lies entirely below zero. Needs at least ``MIN_SEEDS`` completed runs per side, because with
   one run per side the interval collapses to the raw difference and any noise would fail.
-* speed regression: mean throughput (env steps / s of completed runs) falls below
+* speed regression: mean throughput (decisions / s of completed runs) falls below
   baseline / ``speed_factor``.
 * failure: a seed completed in the baseline has no completed run in current. A seed whose
   current runs were all interrupted (stopped by a signal, resumable) is pending, listed and
@@ -149,7 +149,7 @@ def learning_gate(current: list[RunResult], facts: Mapping[str, SuiteFacts]) -> 
         limit = math.inf if within is None else within
         times = [time_to_threshold(*curve_of(r), threshold) for r in done]
         hits, learns, first = _reached(times, limit)
-        by = f" within {within} env steps" if within is not None else ""
+        by = f" within {within} decisions" if within is not None else ""
         verdict = (f"{'ok' if learns else 'REGRESSION: does not learn'}: {len(hits)}/{len(times)} "
                    f"seeds reach {threshold:g} (mean of {HOLD_WINDOW} evaluations after step 0)"
                    f"{by}{first}")
@@ -161,7 +161,7 @@ def _reached(times: list[float], limit: float = math.inf) -> tuple[list[float], 
     """The held times within ``limit``, whether most seeds got there, and the text naming the
     first: the rule both gates judge by."""
     hits = sorted(t for t in times if np.isfinite(t) and t <= limit)
-    first = f", first held at {hits[0]:.0f} env steps" if hits else ""
+    first = f", first held at {hits[0]:.0f} decisions" if hits else ""
     return hits, 2 * len(hits) > len(times), first
 
 
@@ -194,8 +194,8 @@ def _speed(name: str, base: list, cur: list, factor: float) -> Row | None:
         return None
     bm, cm = float(np.mean(b)), float(np.mean(c))
     if cm < bm / factor:
-        return Row(name, "env steps/s", bm, cm, None, f"REGRESSION: speed (> {factor}x slower)", True)
-    return Row(name, "env steps/s", bm, cm, None, "ok")
+        return Row(name, "decisions/s", bm, cm, None, f"REGRESSION: speed (> {factor}x slower)", True)
+    return Row(name, "decisions/s", bm, cm, None, "ok")
 
 
 def compare(baseline: list[RunResult], current: list[RunResult], speed_factor: float = 1.5,

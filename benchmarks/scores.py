@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal
 
@@ -122,10 +123,11 @@ class ScoresFile(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ScoresFile":
-        ids = [r.run_id for r in self.runs]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+        # run ids are unique within a suite/profile only (two suites' smoke runs can share one)
+        ids = Counter((r.suite, r.profile, r.run_id) for r in self.runs)
+        dup = sorted("/".join(k) for k, n in ids.items() if n > 1)
         if dup:
-            raise ValueError(f"run ids appear more than once: {dup[:3]}")
+            raise ValueError(f"run ids appear more than once in one suite/profile: {dup[:3]}")
         known = {(g.suite, g.profile) for g in self.groups}
         stray = sorted({(r.suite, r.profile) for r in self.runs} - known)
         if stray:

@@ -33,10 +33,7 @@ def test_committed_results_validate():
 
 #: committed folders whose learning gate fails today, with the measured reason: strict, so a
 #: folder that starts passing must leave this table
-GATE_FAILS = {
-    "pybullet_ftl/laptop": "scratch Dreamer holds the swing-up in 1 of 5 seeds within 10k "
-                           "decisions (results/README.md); the default profile is still open",
-}
+GATE_FAILS: dict[str, str] = {}
 
 
 def _marked(folder: Path):

@@ -71,7 +71,7 @@ def test_throughput_drop_beyond_factor_only(tmp_path):
     # Throughput = 1000 steps / wall time: 100/s baseline, 50/s (2x slower), 80/s (1.25x).
     verdict = compare(base, _set(slow, [10] * 5, walls={s: 20.0 for s in SEEDS}), speed_factor=1.5)
     assert verdict.regressed
-    assert any(r.metric == "env steps/s" and r.regressed for r in verdict.rows)
+    assert any(r.metric == "decisions/s" and r.regressed for r in verdict.rows)
     assert not compare(base, _set(mild, [10] * 5, walls={s: 12.5 for s in SEEDS})).regressed
     assert main_regress(b, slow, 1.5, io.StringIO()) == 1
     assert main_regress(b, mild, 1.5, io.StringIO()) == 0
@@ -157,7 +157,7 @@ def test_learning_gate_needs_most_scratch_seeds_to_reach_the_threshold(tmp_path,
     assert code == (0 if learns else 1), text
     hits = sum(level >= 10 for level in levels)
     assert f"{hits}/5 seeds reach 5 (mean of 3 evaluations after step 0)" in text
-    assert "first held at 600 env steps" in text
+    assert "first held at 600 decisions" in text
     assert ("REGRESSION: does not learn" in text) != learns
     assert text.count("seeds reach") == 1  # one gate row: the scratch cell, not transfer
 
@@ -174,7 +174,7 @@ def test_learn_within_gates_sources_and_long_scratch_runs_by_the_stated_step(tmp
     rows = learning_gate(runs, {"fake": facts})
     assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/base [source]", False)]
     assert rows[0].verdict == ("ok: 3/3 seeds reach 5 (mean of 3 evaluations after step 0) "
-                               "within 600 env steps, first held at 600 env steps")
+                               "within 600 decisions, first held at 600 decisions")
     out = io.StringIO()
     assert main_regress(None, c, 1.5, out, suite_lookup=lambda name: facts) == 0, out.getvalue()
     # judged by step 400, no source is there yet, and the scratch runs (budget 400) are gated
@@ -183,7 +183,7 @@ def test_learn_within_gates_sources_and_long_scratch_runs_by_the_stated_step(tmp
     assert [(r.cell, r.regressed) for r in rows] == [("fake/reach/base [source]", True),
                                                      ("fake/reach/scratch", True)]
     assert rows[0].verdict == ("REGRESSION: does not learn: 0/3 seeds reach 5 (mean of 3 "
-                               "evaluations after step 0) within 400 env steps")
+                               "evaluations after step 0) within 400 decisions")
     out = io.StringIO()
     assert main_regress(None, c, 1.5, out, suite_lookup=lambda name: strict) == 1
 
@@ -226,7 +226,7 @@ def test_learning_gate_ignores_a_lucky_start_and_single_good_evaluations(tmp_pat
     rows = learning_gate(load_results(c), {"fake": SuiteFacts(thresholds={"reach": 0.8})})
     assert [(r.cell, r.current, r.regressed) for r in rows] == [("fake/reach/scratch", 1, True)]
     assert rows[0].verdict == ("REGRESSION: does not learn: 1/5 seeds reach 0.8 (mean of 3 "
-                               "evaluations after step 0), first held at 500 env steps")
+                               "evaluations after step 0), first held at 500 decisions")
 
 
 def _multi_task_sources(root, levels_a, levels_b):

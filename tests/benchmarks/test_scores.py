@@ -86,6 +86,18 @@ def test_validate_rejects_a_bad_scores_json_naming_file_and_field(tmp_path, doc,
         S.read_scores(js)
 
 
+def test_one_run_id_in_two_suites_is_two_runs(tmp_path, doc, capsys):
+    """Run ids are unique per suite/profile only (pybullet_ftl and pybullet_mmtl smoke runs can
+    share one), so a report over a whole results root must still write a valid file."""
+    js, _ = _write(tmp_path, doc)
+    data = json.loads(js.read_text())
+    group = dict(data["groups"][0], suite="other")
+    data["groups"].append(group)
+    data["runs"].append(dict(data["runs"][0], suite="other", profile=group["profile"]))
+    js.write_text(json.dumps(data))
+    assert main(["validate", str(js)]) == EXIT_OK
+
+
 def test_validate_rejects_a_bad_scores_csv_naming_line_and_column(tmp_path, doc, capsys):
     _, cs = _write(tmp_path, doc)
     lines = cs.read_text().splitlines()
