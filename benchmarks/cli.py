@@ -105,12 +105,7 @@ def _out_dir(text: str) -> Path:
     return Path(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks",
-                                description="Transfer-learning benchmarks for world-model RL agents.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("list", help="suites, tasks, methods, profiles and rough cost",
-                   description="List suites with their tasks, methods, profiles and rough cost.")
+def _add_run_parser(sub) -> None:
     r = sub.add_parser("run", help="run a suite (sources, targets, paired baselines)",
                        description="Run a suite: train sources, then targets and their paired "
                                    "scratch baselines; skip finished runs, resume interrupted ones.")
@@ -136,6 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--logger", choices=("csv", "tensorboard"), default="csv",
                    help="Lightning logger per run (tensorboard needs the [tensorboard] extra)")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+
+def _add_publish_parser(sub) -> None:
+    pub = sub.add_parser("publish", help="static HTML leaderboard site from results dirs",
+                         description="Build a static site (HTML + CSS, no scripts) over every "
+                                     "suite/profile in RESULTS_DIR(s): verdicts, tables with CIs, "
+                                     "rliable figures, provenance, score files. Records that fail "
+                                     "validation are listed as rejected, never included.")
+    pub.add_argument("dirs", nargs="+", type=Path, metavar="RESULTS_DIR",
+                     help="results directories; several merge into one site")
+    pub.add_argument("--site", type=_out_dir, default=Path("site"),
+                     help="output folder, replaced atomically (default: site/)")
+    pub.add_argument("--reps", type=_int_in(100, 100_000), default=2000,
+                     help="bootstrap draws per interval (default 2000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="Transfer-learning benchmarks for world-model RL agents.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="suites, tasks, methods, profiles and rough cost",
+                   description="List suites with their tasks, methods, profiles and rough cost.")
+    _add_run_parser(sub)
     rep = sub.add_parser("report", help="leaderboard (markdown + JSON) and plots from a results dir",
                          description="Write leaderboard.md, leaderboard.json and learning-curve PNGs.")
     rep.add_argument("dir", type=Path)
@@ -152,17 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a suite YAML, a result file or a results dir",
                        description="Validate a suite YAML, a record.json, a curve.csv or a directory of results.")
     v.add_argument("path")
-    pub = sub.add_parser("publish", help="static HTML leaderboard site from results dirs",
-                         description="Build a static site (HTML + CSS, no scripts) over every "
-                                     "suite/profile in RESULTS_DIR(s): verdicts, tables with CIs, "
-                                     "rliable figures, provenance, score files. Records that fail "
-                                     "validation are listed as rejected, never included.")
-    pub.add_argument("dirs", nargs="+", type=Path, metavar="RESULTS_DIR",
-                     help="results directories; several merge into one site")
-    pub.add_argument("--site", type=_out_dir, default=Path("site"),
-                     help="output folder, replaced atomically (default: site/)")
-    pub.add_argument("--reps", type=_int_in(100, 100_000), default=2000,
-                     help="bootstrap draws per interval (default 2000)")
+    _add_publish_parser(sub)
     bench.add_arguments(sub.add_parser(
         "bench", help="speed benchmarks (tests/perf) with timings, as a markdown table",
         description="Run the speed benchmarks that the test run leaves out (pytest marker "

@@ -345,7 +345,8 @@ def registered_suite(name: str) -> Suite:
     return load_suite(name)
 
 
-def _suite_facts(name: str, lookup: Callable) -> tuple[SuiteFacts | None, list[str]]:
+def suite_facts(name: str, lookup: Callable) -> tuple[SuiteFacts | None, list[str]]:
+    """The settings of suite ``name`` via ``lookup``, or ``None`` and a note saying why not."""
     try:
         return as_facts(lookup(name)), []
     except (ValueError, OSError) as e:  # SuiteError is a ValueError
@@ -376,7 +377,7 @@ def write_report(root: Path, out: Path | None = None,
         groups[(r.record.suite, r.record.profile)].append(r)
     reports, facts_of = [], {}
     for (name, profile), runs in sorted(groups.items()):
-        facts, notes = _suite_facts(name, suite_lookup)
+        facts, notes = suite_facts(name, suite_lookup)
         facts_of[(name, profile)] = facts
         reports.append(build_report(runs, facts, reps=reps, notes=notes))
     js = json.dumps({"root": str(root), "reports": reports}, indent=2, allow_nan=False) + "\n"

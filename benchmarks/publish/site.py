@@ -30,7 +30,7 @@ from benchmarks import plots, plots_rliable
 from benchmarks.names import under
 from benchmarks.publish import render as H
 from benchmarks.publish.collect import Collected, collect, run_key
-from benchmarks.report import _suite_facts, build_report, registered_suite
+from benchmarks.report import suite_facts, build_report, registered_suite
 from benchmarks.results import ResultError, RunResult, atomic_write_bytes
 from benchmarks.scores import scores_document, write_scores
 
@@ -104,7 +104,7 @@ def _group(site: Path, key: tuple[str, str], c: Collected, lookup: Callable, rep
     runs = c.groups[key]
     page = under(site, suite, profile)  # names are identifiers: checked again, as paths
     page.mkdir(parents=True)
-    facts, notes = _suite_facts(suite, lookup)
+    facts, notes = suite_facts(suite, lookup)
     report = build_report(runs, facts, reps=reps, generated=generated, notes=notes)
     doc = scores_document(runs, [report])
     write_scores(page, doc)
