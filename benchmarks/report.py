@@ -25,7 +25,9 @@
   random and reference scores where the suite declares them for the profile (raw otherwise), and
   shown only where scratch's area is > 0 and the target's >= 0 (a ratio of negative areas reads
   backwards: "—" and the reason instead); time to threshold is the mean over runs (undefined if
-  any run never reaches the threshold).
+  any run never reaches the threshold), its reduction 100 (1 - mean target time / mean scratch
+  time) with a CI from resampling pairs (only where every paired run held the threshold).
+* Best = a run's highest evaluation after step 0 (REPAINT's "best score"), mean over seeds.
 * Cost-charged view: the transfer curve is shifted right by the env steps its sources consumed
   (the full cost, even for a source shared by several targets), then compared with its scratch
   run by mean return over the total-step window both cover, ``[max(source steps, scratch
@@ -76,7 +78,9 @@ FAILED = ("failed", "blocked")
 PENDING = ("interrupted", "running")
 REFERENCE_PATHS = {"auc": ("auc", "point"), "final": ("final", "point"),
                    "jumpstart": ("transfer", "jumpstart", "point"),
-                   "transfer_ratio": ("transfer", "transfer_ratio")}
+                   "transfer_ratio": ("transfer", "transfer_ratio"),
+                   "threshold_reduction": ("transfer", "threshold", "reduction_pct"),
+                   "best": ("best", "point")}
 
 
 @dataclass(frozen=True)
@@ -184,10 +188,13 @@ def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
             reps=reps, seed=seed).as_dict()}
     if task in facts.thresholds:
         thr = facts.thresholds[task]
-        tt = _mean_time([M.time_to_threshold(*curve_of(t), thr) for t, _ in pairs])
-        ts = _mean_time([M.time_to_threshold(*curve_of(s), thr) for _, s in pairs])
+        times_t = [M.time_to_threshold(*curve_of(t), thr) for t, _ in pairs]
+        times_s = [M.time_to_threshold(*curve_of(s), thr) for _, s in pairs]
+        tt, ts = _mean_time(times_t), _mean_time(times_s)
+        ci = M.threshold_reduction_ci(times_t, times_s, reps=reps, seed=seed)
         out["threshold"] = {"target_steps": tt, "scratch_steps": ts,
-                            "reduction_pct": M.threshold_reduction(tt, ts)}
+                            "reduction_pct": M.threshold_reduction(tt, ts),
+                            "reduction_ci": ci.as_dict() if ci else None}
     out["cost_charged"] = charged(pairs, reps, seed)
     if shares and any(shares.get(u.run_id, 1) > 1 for t, _ in pairs
                       for u in t.record.provenance.sources):
@@ -208,7 +215,8 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
         "is_baseline": any(r.record.is_baseline for r in runs),
         "env_steps": float(np.mean([r.record.env_steps for r in done])) if done else None,
         "auc": _ci([s["auc"] for s in scores], reps, seed),
-        "final": _ci([s["final"] for s in scores], reps, seed), "transfer": None}
+        "final": _ci([s["final"] for s in scores], reps, seed),
+        "best": _ci([_best(r) for r in done], reps, seed), "transfer": None}
     if task in facts.thresholds and done:
         cell["threshold"] = _threshold(done, facts.thresholds[task])
     if any(r.record.baseline_run_id for r in runs):
@@ -218,6 +226,12 @@ def _cell(task: str, method: str, runs: list[RunResult], by_id: dict, facts: Sui
                             else {"n_pairs": 0})
         cell["transfer"]["n_unpaired"] = len(done) - len(pairs)
     return cell
+
+
+def _best(r: RunResult) -> float:
+    """The run's best evaluation after step 0 (REPAINT's "best score"; step 0 is untrained)."""
+    s, y = curve_of(r)
+    return float(np.max(y[s > 0] if (s > 0).any() else y))
 
 
 def _per_seed(targets: list[RunResult], facts: SuiteFacts) -> dict:

@@ -51,10 +51,11 @@ def _ratio_text(t: dict) -> str:
 
 def _md_cells(cells: list[dict]) -> list[str]:
     lines = ["## Target tasks", ""] + _table(
-        ["task", "method", "seeds", "AUC", "final", "decisions to threshold (reached)",
+        ["task", "method", "seeds", "AUC", "final", "best", "decisions to threshold (reached)",
          "failed/blocked", "interrupted/running"],
         [[c["task"], c["method"], c["n_seeds"], _fmt(c["auc"]), _fmt(c["final"]),
-          _thr(c.get("threshold")), c["n_failed"], c.get("n_pending", 0)] for c in cells])
+          _fmt(c.get("best")), _thr(c.get("threshold")), c["n_failed"], c.get("n_pending", 0)]
+         for c in cells])
     rows = []
     for c in (c for c in cells if c["transfer"]):
         t = c["transfer"]
@@ -63,6 +64,7 @@ def _md_cells(cells: list[dict]) -> list[str]:
         rows.append([c["task"], c["method"], t["n_pairs"], _fmt(t.get("jumpstart")),
                      _ratio_text(t),
                      f"{_num(thr.get('target_steps'))} / {_num(thr.get('scratch_steps'))}" if thr else "—",
+                     _fmt(thr.get("reduction_ci")) if thr.get("reduction_ci") else
                      _num(thr.get("reduction_pct")), _fmt(t.get("probability_of_improvement")),
                      _num(cc.get("source_env_steps")), _charged_text(cc),
                      _charged_text(shared) if shared else "—"])

@@ -167,7 +167,9 @@ class MetricsSpec(_Strict):
 class ReferenceSpec(_Strict):
     name: str
     citation: str
-    metric: Literal["auc", "final", "jumpstart", "transfer_ratio"]
+    # threshold_reduction: % fewer decisions to the task's threshold than scratch; best: the
+    # best evaluation return a run reached
+    metric: Literal["auc", "final", "jumpstart", "transfer_ratio", "threshold_reduction", "best"]
     # task -> method -> value: a number, or the paper's text ("1199 ± 558") where it gives a
     # spread or where digits are illegible in the source ("?49?": the '?' digits are lost)
     values: dict[str, dict[str, float | str]]

@@ -39,6 +39,12 @@ TRANSFER_ARGS: dict[str, inspect.Signature] = {
     "loss_schedule": _signature(_arg("terms", _COMPONENTS), _arg("weight", float, 0.0),
                                 _arg("until_step", int, kind=_P.KEYWORD_ONLY)),
     "meta_model": _signature(_arg("sources", Sequence[str])),
+    "kickstart": _signature(_arg("source", str), _arg("beta", float, 1.0), _arg("steps", int, 50),
+                            _arg("kind", str, "linear"), _arg("rate", float, 1.0),
+                            _arg("end", float, 0.0)),
+    "instance_transfer": _signature(_arg("source", str), _arg("zeta", float, 0.0),
+                                    _arg("steps", int, 512), _arg("weight", float, 1.0),
+                                    _arg("clip", float, 0.2), _arg("stream", str, "teacher")),
 }
 
 #: diagnostics (:data:`lightning_wm.diagnostics.DIAGNOSTICS`) -> constructor signature

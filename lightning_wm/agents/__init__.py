@@ -51,11 +51,19 @@ def _dreamer_v2(obs_shape, action_dim, discrete, **config) -> Agent:
     return DreamerV2Agent(obs_shape, action_dim, **{**config, "discrete": bool(discrete)})
 
 
+def _ppo(obs_shape, action_dim, discrete, **config) -> Agent:
+    from lightning_wm.agents.ppo import PPOAgent
+    if len(obs_shape) not in (1, 3):
+        raise ValueError(f"ppo needs [C, 64, 64] uint8 images or flat vectors, got {obs_shape}")
+    return PPOAgent(obs_shape, action_dim, bool(discrete), **config)
+
+
 AGENTS: dict[str, Callable[..., Agent]] = {
     "tiny_q": _tiny_q,
     "crar": _crar,
     "dreamer": _dreamer,
     "dreamer_v2": _dreamer_v2,
+    "ppo": _ppo,
 }
 
 
@@ -101,6 +109,10 @@ def _check_crar(config: dict, discrete: bool | None) -> None:
     _check_keywords("crar", configs.CRAR_OPTIONS, config)
 
 
+def _check_ppo(config: dict, discrete: bool | None) -> None:
+    _check_keywords("ppo", configs.PPO_OPTIONS, config)
+
+
 def _check_resolved(name: str, resolve: Callable[..., dict], config: dict) -> None:
     """Dreamer-style config: a ``size`` preset (the constructor's default when absent) under
     overrides that ``resolve(size, overrides)`` checks."""
@@ -134,4 +146,5 @@ _CHECKS: dict[str, Callable[[dict, bool | None], None]] = {
     "crar": _check_crar,
     "dreamer": _check_dreamer,
     "dreamer_v2": _check_dreamer_v2,
+    "ppo": _check_ppo,
 }

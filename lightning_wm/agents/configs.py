@@ -115,3 +115,9 @@ TINY_Q_OPTIONS = ("hidden", "latent", "lr", "gamma", "eps_start", "eps_end", "ep
 CRAR_OPTIONS = ("abstract_dim", "encoder", "hidden", "layers", "lr", "gamma", "c_d", "eps_start",
                 "eps_end", "eps_steps", "target_every", "conv_channels", "conv_width",
                 "conv_stem", "heads", "plan_depth", "n_step")
+
+#: keyword options of :class:`~lightning_wm.agents.ppo.PPOAgent` a config may set (the builder
+#: supplies ``obs_shape``, ``action_dim`` and ``discrete``)
+PPO_OPTIONS = ("hidden", "layers", "lr", "gamma", "lam", "clip", "epochs", "minibatches",
+               "value_coef", "ent_coef", "max_grad_norm", "init_log_std", "depth",
+               "normalise_obs")

@@ -2,8 +2,8 @@
 
 Read this file first. Every agent is a ``lightning.LightningModule`` that implements
 :class:`AgentProtocol`; optional powers are declared by inheriting one of the small capability
-classes at the bottom (:class:`Embeds`, :class:`Reconstructs`, :class:`MetaRewards`), and
-callers check them with ``isinstance``. Nothing in the library probes an agent with ``getattr``.
+classes at the bottom (:class:`Embeds`, :class:`Reconstructs`, :class:`MetaRewards`,
+:class:`ExplicitPolicy`), and callers check them with ``isinstance``. Nothing in the library probes an agent with ``getattr``.
 
 Data flow of one update::
 
@@ -45,6 +45,10 @@ class DataNeeds:
     #: sequences may run past an episode's end into absorbing states (DreamerV2 on short
     #: episodes); ``discrete`` says how absorbing actions are encoded. ``None``: plain windows.
     absorbing: "AbsorbingOptions | None" = None
+    #: on-policy learning (PPO): every update gets the latest collection phase's transitions,
+    #: not replay samples (:class:`~lightning_wm.pipeline.sources.SegmentSource` says the
+    #: layout), and collection never acts at random (a prefill would be off-policy data)
+    on_policy: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,21 @@ class MetaRewards(abc.ABC):
 
     @abc.abstractmethod
     def meta_rewards_installed(self) -> bool: ...
+
+
+class ExplicitPolicy(abc.ABC):
+    """The agent acts from an explicit distribution π(a | o) over its action vectors (policy
+    gradient agents): what kickstarting and instance transfer read and compare with a teacher."""
+
+    @abc.abstractmethod
+    def policy_components(self) -> tuple[str, ...]:
+        """The components :meth:`policy` reads (a teacher is built from the same ones)."""
+
+    @abc.abstractmethod
+    def policy(self, obs: torch.Tensor,
+               nets: Mapping[str, nn.Module] | None = None) -> "torch.distributions.Distribution":
+        """π(· | obs) computed with ``nets`` (``{component: module}``, e.g. a frozen teacher's
+        copies of :meth:`policy_components`); the agent's own components when ``None``."""
 
 
 def require(agent: Any, capability: type, what: str) -> None:

@@ -154,6 +154,20 @@ class Collector:
         slot.obs = None
         return slot.ret
 
+    def flush_in_flight(self, sink) -> None:
+        """Hand every slot's unfinished episode so far to ``sink.add_episode`` as a segment,
+        and keep collecting it from its last step.
+
+        On-policy agents learn from exactly the steps of the latest phase: the segment's last
+        observation is kept as the next segment's first, whose action and reward fields (the
+        step before) are never read as a transition. Replay-based agents never call this.
+        """
+        for slot in self.slots:
+            if slot.obs is None or len(slot.steps["reward"]) < 2:
+                continue
+            sink.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task)
+            slot.steps = {k: [v[-1]] for k, v in slot.steps.items()}
+
     def abandon_episodes(self) -> None:
         """Drop the episodes in flight (on resume: they were not in the checkpoint)."""
         for slot in self.slots:

@@ -32,7 +32,7 @@ def _mario(**options: Any) -> gym.Env:
 
 #: pybullet_envs tasks (pybullet_ftl / pybullet_mmtl), each an env id of its own
 PYBULLET_TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "pendulum_swingup",
-                  "double_pendulum_swingup")
+                  "pendulum_balance", "double_pendulum_swingup", "reacher")
 
 ENVS: dict[str, Callable[..., gym.Env]] = {
     "corridor": Corridor,
@@ -51,8 +51,10 @@ PAD_OPTIONS = ("pad_obs", "pad_action")
 #: option names of the adapters whose constructor sits behind a lazy import (``**options`` above
 #: hides them), written out so that checking a suite needs neither adapter; a test holds them
 #: equal to ``PyBulletEnv`` / ``MarioEnv``'s keyword parameters
-# obs (pixels|proprio), action_repeat, max_steps (env steps), size
-PYBULLET_OPTIONS = ("obs", "action_repeat", "max_steps", "size")
+# obs (pixels|proprio), action_repeat, max_steps (env steps), size, reward (a variant the task
+# declares: "default" everywhere; reacher also "mirror" and "effort"), goal (reacher: a fixed
+# target [x, y] instead of one drawn per episode)
+PYBULLET_OPTIONS = ("obs", "action_repeat", "max_steps", "size", "reward", "goal")
 # level ("1-1") or levels (["3-1", ...], one drawn uniformly per episode), size (64),
 # action_repeat (4), sticky (0.2, per emulator frame), clip (15), max_steps (agent decisions,
 # 27000), grayscale (True)

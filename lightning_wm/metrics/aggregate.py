@@ -29,6 +29,7 @@ __all__ = [
     "probability_of_improvement_ci",
     "difference_ci",
     "paired_difference_ci",
+    "threshold_reduction_ci",
     "aggregate_table",
 ]
 
@@ -284,6 +285,34 @@ def paired_difference_ci(
     if xs.shape != ys.shape:
         raise ValueError(f"paired score matrices need the same shape, got {xs.shape} and {ys.shape}")
     return stratified_bootstrap_ci(xs - ys, statistic, reps, confidence, seed)
+
+
+def threshold_reduction_ci(
+    t_target: ArrayLike,
+    t_scratch: ArrayLike,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval | None:
+    """Percent fewer steps to a threshold, 100 (1 − mean(t_target) / mean(t_scratch)), with a
+    percentile CI from resampling the (target, scratch) pairs together.
+
+    ``None`` when any run never held the threshold (an unreached time has no size to average)
+    or scratch's mean time is 0: the report then says how many runs reached it instead.
+    """
+    t = np.asarray(t_target, dtype=np.float64).ravel()
+    s = np.asarray(t_scratch, dtype=np.float64).ravel()
+    if t.shape != s.shape or t.size == 0:
+        raise ValueError(f"need paired times of the same non-zero length, got {t.size} and {s.size}")
+    _check_bootstrap_args(reps, confidence)
+    if not (np.isfinite(t).all() and np.isfinite(s).all()) or s.mean() == 0:
+        return None
+    point = 100.0 * (1.0 - t.mean() / s.mean())
+    if t.size == 1:
+        return Interval(float(point), float(point), float(point))
+    rows = np.random.default_rng(seed).integers(0, t.size, size=(int(reps), t.size))
+    values = 100.0 * (1.0 - t[rows].mean(1) / np.maximum(s[rows].mean(1), 1e-300))
+    return _percentile_interval(point, values, confidence)
 
 
 def aggregate_table(

@@ -25,7 +25,7 @@ _EXPORTS = {
     "Driver": "driver",
     "AgentPolicy": "evaluator", "Evaluator": "evaluator",
     "OfflineSource": "sources", "ReplaySource": "sources", "RolloutSource": "sources",
-    "Source": "sources",
+    "SegmentSource": "sources", "Source": "sources",
 }
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from lightning_wm.pipeline.datamodule import Pipeline, PipelineDataModule
     from lightning_wm.pipeline.driver import Driver
     from lightning_wm.pipeline.evaluator import AgentPolicy, Evaluator
-    from lightning_wm.pipeline.sources import OfflineSource, ReplaySource, RolloutSource, Source
+    from lightning_wm.pipeline.sources import (OfflineSource, ReplaySource, RolloutSource,
+                                               SegmentSource, Source)
 
 
 def __getattr__(name: str) -> Any:
@@ -49,4 +50,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["AgentPolicy", "Driver", "Evaluator", "OfflineSource", "Pipeline",
-           "PipelineDataModule", "ReplaySource", "RolloutSource", "Source", "TrainingConfig"]
+           "PipelineDataModule", "ReplaySource", "RolloutSource", "SegmentSource", "Source",
+           "TrainingConfig"]

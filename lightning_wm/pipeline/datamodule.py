@@ -21,7 +21,7 @@ from lightning_wm.data.replay import EpisodeReplay
 from lightning_wm.pipeline.config import TrainingConfig
 from lightning_wm.pipeline.driver import Driver
 from lightning_wm.pipeline.evaluator import Evaluator
-from lightning_wm.pipeline.sources import ReplaySource, RolloutSource, Source
+from lightning_wm.pipeline.sources import ReplaySource, RolloutSource, SegmentSource, Source
 from lightning_wm.signing import reading
 
 
@@ -53,6 +53,14 @@ class Pipeline:
         rng = np.random.default_rng(self.stream_seed(name, 1))
         return RolloutSource(collector, policy, EpisodeReplay(self.config.replay_capacity), rng,
                              batch_size or self.config.batch_size, length, steps_per_phase)
+
+
+    def segment_source(self, name: str, policy, steps_per_phase: int) -> SegmentSource:
+        """The latest ``steps_per_phase`` env steps of ``policy`` on the run's tasks, renewed
+        after every phase, with envs of its own (for on-policy agents; not added yet)."""
+        collector = Collector(self.make_env, self.tasks, 1, self.action_dim,
+                              self.stream_seed(name, 0))
+        return SegmentSource(collector, policy, steps_per_phase)
 
 
 class _Batches(IterableDataset):
@@ -95,8 +103,13 @@ class PipelineDataModule(L.LightningDataModule):
         self.pipeline = Pipeline(self.driver, self.make_env, self.tasks, self.action_dim,
                                  self.seed, self.rank, self.world, cfg)
 
-    def _main_source(self, rng: np.random.Generator) -> ReplaySource:
+    def _main_source(self, rng: np.random.Generator) -> ReplaySource | SegmentSource:
         cfg = self.config
+        if self.needs.on_policy:
+            if cfg.prefill:
+                raise ValueError(f"an on-policy agent learns from its own actions only: "
+                                 f"training.prefill must be 0, not {cfg.prefill}")
+            return SegmentSource()
         replay = make_replay(cfg.replay_capacity, self.needs.absorbing)
         return ReplaySource(replay, rng, cfg.batch_size, self.needs.sequence_length,
                             cfg.reward_fraction)

@@ -3,7 +3,8 @@
 It alternates collection phases (``collect_every`` env steps of the agent's exploring policy, or
 uniform random actions during ``prefill``) with ``updates_per_collect`` batches, until the
 env-step budget is spent. Each batch is ``{stream: batch}``: ``main`` from the online replay the
-collector fills, plus one batch from every other named source that callbacks added (offline task
+collector fills (for an on-policy agent: the latest phase's transitions, a
+:class:`~lightning_wm.pipeline.sources.SegmentSource`), plus one batch from every other named source that callbacks added (offline task
 data, teacher rollouts). The evaluator scores the agent before each phase that crosses one of its
 points, and once more at the budget.
 
@@ -22,14 +23,14 @@ from lightning_wm.data.collector import Collector
 from lightning_wm.data.portable import global_numpy_rng, set_global_numpy_rng
 from lightning_wm.pipeline.config import TrainingConfig
 from lightning_wm.pipeline.evaluator import AgentPolicy, Evaluator
-from lightning_wm.pipeline.sources import ReplaySource, Source
+from lightning_wm.pipeline.sources import ReplaySource, SegmentSource, Source
 
 #: ``log(metrics, env_steps)``: where evaluation scores go (the trainer's logger on rank 0)
 Log = Callable[[dict[str, float], int], None]
 
 
 class Driver:
-    def __init__(self, collector: Collector, main: ReplaySource, evaluator: Evaluator,
+    def __init__(self, collector: Collector, main: ReplaySource | SegmentSource, evaluator: Evaluator,
                  config: TrainingConfig, local_budget: int, world: int = 1) -> None:
         self.collector, self.evaluator, self.config = collector, evaluator, config
         self.sources: dict[str, Source] = {MAIN: main}
@@ -42,7 +43,7 @@ class Driver:
         self._pending_rng: tuple | None = None
 
     @property
-    def main(self) -> ReplaySource:
+    def main(self) -> ReplaySource | SegmentSource:
         return self.sources[MAIN]
 
     @property
@@ -89,7 +90,11 @@ class Driver:
         if random_phase:
             n = min(n, cfg.prefill - steps)
         policy = None if random_phase else self._train_policy(agent)
-        for r in self.collector.collect(policy, n, self.main.replay):
+        if isinstance(self.main, SegmentSource):  # on-policy: this phase's steps only
+            returns = self.main.refill(policy, self.collector, n)
+        else:
+            returns = self.collector.collect(policy, n, self.main.replay)
+        for r in returns:
             self.episode_returns.append((self.env_steps, r))
         agent.env_steps = self.env_steps
         self.phase += 1

@@ -8,6 +8,9 @@ another (the main stream's batches are the same with or without a teacher stream
 - :class:`OfflineSource`: a fixed set of episodes (another task's data, a dataset).
 - :class:`RolloutSource`: a replay that another policy (a teacher) fills on the target task, a
   few env steps after each of the driver's collection phases, through a collector of its own.
+- :class:`SegmentSource`: the transitions of the latest collection phase only, in order, for
+  on-policy agents (PPO: roll out, a few epochs of minibatches, discard); filled by the driver's
+  collector (the ``main`` stream) or, given a collector and a policy, by a teacher of its own.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 
 from lightning_wm.data.collector import Collector, Policy
-from lightning_wm.data.portable import plain
+from lightning_wm.data.portable import plain, to_array, to_tensor
 from lightning_wm.data.replay import EpisodeReplay
 
 
@@ -120,3 +123,90 @@ class RolloutSource(ReplaySource):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.collector.load_state_dict(state["collector"])
+
+
+#: fields of an on-policy batch; every one is ``[N, 2, ...]`` except ``is_last`` ``[N]``
+SEGMENT_FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
+
+
+class SegmentSource:
+    """The latest phase's transitions as ``N`` windows of 2 steps, in the order they happened
+    within each segment, plus ``is_last`` ``[N]``: True where the next window does not continue
+    this one (the episode ended, or the phase cut it and its successor is the next phase's).
+
+    A batch is the whole phase (the agent draws its own minibatches), so the generalised
+    advantage estimate runs backwards over it, restarting at every ``is_last``: a cut segment
+    bootstraps from the value of its last observation, a terminal one from 0 (``is_terminal``).
+
+    With ``collector``, ``policy`` and ``steps_per_phase`` the source refills itself after every
+    driver phase (a teacher's rollouts on the target task, counted apart from the run's budget);
+    without, the driver fills it (the ``main`` stream of an on-policy agent).
+    """
+
+    def __init__(self, collector: Collector | None = None, policy: Policy | Callable | None = None,
+                 steps_per_phase: int = 0) -> None:
+        if (collector is None) != (policy is None) or (collector is not None and steps_per_phase < 1):
+            raise ValueError("a self-filling segment source needs a collector, a policy and "
+                             "steps_per_phase >= 1")
+        self.collector, self.policy, self.steps_per_phase = collector, policy, steps_per_phase
+        self._windows: list[dict[str, np.ndarray]] = []
+
+    @property
+    def env_steps(self) -> int:
+        return 0 if self.collector is None else self.collector.env_steps
+
+    def __len__(self) -> int:
+        return sum(len(w["is_last"]) for w in self._windows)
+
+    def clear(self) -> None:
+        self._windows = []
+
+    def add_episode(self, episode: Mapping[str, np.ndarray], task_id: int = 0) -> None:
+        """A finished episode or a cut segment (the collector's step layout) -> its windows."""
+        n = len(episode["reward"]) - 1
+        if n < 1:
+            return
+        windows = {k: np.stack([np.asarray(episode[k][:-1]), np.asarray(episode[k][1:])], 1)
+                   for k in SEGMENT_FIELDS}
+        windows["is_last"] = np.arange(n) == n - 1
+        windows["task_id"] = np.full((n, 2), int(task_id))
+        self._windows.append(windows)
+
+    def ready(self) -> bool:
+        return bool(self._windows)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        """The whole phase (no draw: the agent shuffles its own minibatches)."""
+        return {k: torch.as_tensor(np.concatenate([w[k] for w in self._windows]))
+                for k in self._windows[0]}
+
+    def refill(self, policy: Policy | Callable, collector: Collector, steps: int) -> list[float]:
+        """Discard the last phase, collect ``steps`` env steps with ``policy``, and cut the
+        episodes in flight so their steps so far belong to this phase; returns the returns of
+        the episodes that finished."""
+        self.clear()
+        returns = collector.collect(policy, steps, self)
+        collector.flush_in_flight(self)
+        return returns
+
+    def after_phase(self, env_steps: int) -> None:
+        if self.collector is not None:
+            self.refill(self.policy, self.collector, self.steps_per_phase)
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.close()
+
+    def state_dict(self) -> dict[str, Any]:
+        # saved although a phase boundary's updates have used it: a checkpoint then holds
+        # exactly what the driver held, whatever the next phase does first
+        state: dict[str, Any] = {"windows": [{k: to_tensor(v) for k, v in w.items()}
+                                             for w in self._windows]}
+        if self.collector is not None:
+            state["collector"] = self.collector.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._windows = [{k: to_array(v) for k, v in w.items()} for w in state["windows"]]
+        if self.collector is not None:
+            self.collector.load_state_dict(state["collector"])

@@ -26,6 +26,7 @@ from lightning_wm.transfer.component import (
     ResetComponents,
 )
 from lightning_wm.transfer.meta_model import MetaModelTransfer
+from lightning_wm.transfer.repaint import InstanceTransfer, Kickstart
 from lightning_wm.transfer.schedule import FreezeComponents, LossSchedule
 
 TRANSFER_CALLBACKS: dict[str, type[TransferCallback]] = {
@@ -36,12 +37,14 @@ TRANSFER_CALLBACKS: dict[str, type[TransferCallback]] = {
     "reset": ResetComponents,
     "loss_schedule": LossSchedule,
     "meta_model": MetaModelTransfer,
+    "kickstart": Kickstart,
+    "instance_transfer": InstanceTransfer,
 }
 
 
 __all__ = [
     "MODULAR_DEFAULT", "MODULAR_FULL", "PRESETS", "FractionalTransfer",
-    "FreezeComponents", "LoadComponents", "LossSchedule", "MetaModelTransfer", "ModularTransfer",
+    "FreezeComponents", "InstanceTransfer", "Kickstart", "LoadComponents", "LossSchedule", "MetaModelTransfer", "ModularTransfer",
     "ResetComponents", "SourceState", "TRANSFER_CALLBACKS", "TransferCallback", "copy_", "freeze",
     "load_source", "mix_", "reinit", "source_state_for", "unfreeze",
 ]

@@ -87,3 +87,22 @@ def test_mmtl_smoke_profile(tmp_path, reproduces):
         reward = _part(_weights(runs[("source", name)]), "components.reward.")
         assert _same(_part(target, f"meta_rewards.{i}."), reward)
     assert not _same(_part(_weights(runs[("target", "scratch")]), enc), _part(ufs, enc))
+
+
+@pytest.mark.slow
+def test_repaint_smoke_profile(tmp_path, reproduces):
+    """PPO students with kickstarting, instance transfer and both, from two teachers: the run
+    reproduces, and every teacher's weights are what its source run saved (frozen throughout)."""
+    assert main(["run", "pybullet_repaint", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    root = tmp_path / "pybullet_repaint" / "smoke"
+    reproduces(root)
+    runs = {(r.record.kind, r.record.method): r for r in load_results(root)}
+    assert all(r.record.status == "completed" for r in runs.values())
+    report = json.loads((root / "leaderboard.json").read_text())["reports"][0]
+    rows = {(row["task"], row["method"]) for ref in report["references"] for row in ref["rows"]}
+    assert ("reacher", "repaint") in rows and ("reacher", "ks") in rows
+    cell = {(c["task"], c["method"]): c for c in report["cells"]}
+    assert cell[("reacher", "repaint")]["best"] is not None
+    similar = _part(_weights(runs[("source", "teacher_similar")]), "components.actor.")
+    scratch = _part(_weights(runs[("target", "scratch")]), "components.actor.")
+    assert similar.keys() == scratch.keys() and not _same(similar, scratch)

@@ -36,7 +36,8 @@ import numpy as np
 
 _LOCK = threading.Lock()
 _CLASSES: dict[str, Any] | None = None
-_ENV_MODULES = ("pybullet_envs.gym_locomotion_envs", "pybullet_envs.gym_pendulum_envs")
+_ENV_MODULES = ("pybullet_envs.gym_locomotion_envs", "pybullet_envs.gym_pendulum_envs",
+                "pybullet_envs.gym_manipulator_envs")
 
 
 @contextlib.contextmanager

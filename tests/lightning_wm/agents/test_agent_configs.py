@@ -10,6 +10,7 @@ from lightning_wm.agents import configs, dreamer, dreamer_v2
 from lightning_wm.agents.crar import CRARAgent
 from lightning_wm.agents.dreamer import DreamerAgent
 from lightning_wm.agents.dreamer_v2 import DreamerV2Agent
+from lightning_wm.agents.ppo import PPOAgent
 from lightning_wm.agents.tiny_q import TinyQAgent
 
 
@@ -22,6 +23,7 @@ def _keywords(receiver, supplied: tuple[str, ...]) -> set[str]:
 @pytest.mark.parametrize("table, cls, supplied", [
     (configs.TINY_Q_OPTIONS, TinyQAgent, ("obs_dim", "action_dim")),
     (configs.CRAR_OPTIONS, CRARAgent, ("obs_shape", "action_dim")),
+    (configs.PPO_OPTIONS, PPOAgent, ("obs_shape", "action_dim", "discrete")),
 ])
 def test_keyword_tables_equal_the_constructors(table, cls, supplied):
     assert len(set(table)) == len(table)

@@ -22,9 +22,11 @@ from lightning_wm.envs.pybullet import TASKS, PyBulletEnv  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PROPRIO_DIM = {"halfcheetah": 26, "hopper": 15, "walker2d": 22, "ant": 28,
-               "pendulum_swingup": 5, "double_pendulum_swingup": 9}
+               "pendulum_swingup": 5, "double_pendulum_swingup": 9, "reacher": 9,
+               "pendulum_balance": 5}
 ACTION_DIM = {"halfcheetah": 6, "hopper": 3, "walker2d": 6, "ant": 8,
-              "pendulum_swingup": 1, "double_pendulum_swingup": 1}
+              "pendulum_swingup": 1, "double_pendulum_swingup": 1, "reacher": 2,
+              "pendulum_balance": 1}
 
 
 def actions(env: gym.Env, n: int, seed: int = 0) -> np.ndarray:

@@ -284,3 +284,16 @@ def test_aggregate_table():
         assert set(row) == {"point", "low", "high"}
         assert row["low"] <= row["point"] <= row["high"]
     assert table == aggregate_table(SCORES, reps=500)
+
+
+def test_threshold_reduction_ci_by_hand():
+    from lightning_wm.metrics import threshold_reduction_ci
+    # mean target 50, mean scratch 100: 50 % fewer steps; resampled pairs keep each pair's ratio
+    ci = threshold_reduction_ci([40, 60], [80, 120], reps=500, seed=0)
+    assert ci.point == pytest.approx(50.0)
+    assert ci.low == pytest.approx(50.0) and ci.high == pytest.approx(50.0)
+    spread = threshold_reduction_ci([10, 90, 50], [100, 100, 100], reps=2000, seed=1)
+    assert spread.point == pytest.approx(50.0) and spread.low < 50.0 < spread.high
+    assert threshold_reduction_ci([10, float("inf")], [20, 30]) is None  # one never held it
+    with pytest.raises(ValueError, match="same non-zero length"):
+        threshold_reduction_ci([1, 2], [1])

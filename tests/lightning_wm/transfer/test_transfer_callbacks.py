@@ -365,7 +365,8 @@ def test_describe_callbacks():
     described = describe_callbacks()
     assert sorted(described) == sorted(CALLBACK_REGISTRY) == sorted(
         ["load_components", "fractional", "modular", "freeze", "reset", "loss_schedule",
-         "embedding_agreement", "meta_model", "reconstruction"])
+         "embedding_agreement", "meta_model", "reconstruction", "kickstart",
+         "instance_transfer"])
     assert all(line and "\n" not in line for line in described.values())
 
 
