@@ -151,25 +151,6 @@ def _threshold(runs: list[RunResult], value: float, task: str | None = None) -> 
             "reached": int(np.isfinite(times).sum()), "of": len(times)}
 
 
-def _ratio(auc_target: float, auc_scratch: float,
-           scale: tuple[float, float] | None) -> dict[str, Any]:
-    """The transfer ratio of two mean AUCs, on the task's fixed scale when there is one, with
-    its basis, and the reason where it is undefined (``None``)."""
-    basis = "raw"
-    if scale is not None:
-        lo, hi = scale
-        auc_target, auc_scratch = (auc_target - lo) / (hi - lo), (auc_scratch - lo) / (hi - lo)
-        basis = "normalised"
-    ratio, note = M.transfer_ratio(auc_target, auc_scratch), None
-    if not np.isfinite(ratio):
-        who, area = (("scratch", auc_scratch) if not auc_scratch > 0 else ("transfer", auc_target))
-        note = f"undefined: {who}'s {basis} AUC is {area:.3g}"
-        if scale is None:
-            note += " (no fixed random/reference scores for this task and profile)"
-    return {"transfer_ratio": ratio if note is None else None,
-            "transfer_ratio_basis": basis, "transfer_ratio_note": note}
-
-
 def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
               shares: Mapping[str, int] | None = None,
               scale: tuple[float, float] | None = None) -> dict:
@@ -182,7 +163,8 @@ def _transfer(pairs: list, facts: SuiteFacts, task: str, reps: int, seed: int,
         "paired_difference": report_refs.paired_difference(
             [(x[primary], y[primary]) for x, y in zip(t_sc, s_sc)], reps, seed),
         "decisions_per_run": float(np.mean([t.record.env_steps for t, _ in pairs])),
-        **_ratio(np.mean([x["auc"] for x in t_sc]), np.mean([x["auc"] for x in s_sc]), scale),
+        **report_refs.transfer_ratio_block(np.mean([x["auc"] for x in t_sc]),
+                                           np.mean([x["auc"] for x in s_sc]), scale),
         "probability_of_improvement": M.probability_of_improvement_ci(
             [[x[primary]] for x in t_sc], [[x[primary]] for x in s_sc],
             reps=reps, seed=seed).as_dict()}

@@ -151,3 +151,22 @@ def _dig(d: Any, path: tuple) -> Any:
     for key in path:
         d = d.get(key) if isinstance(d, dict) else None
     return d
+
+
+def transfer_ratio_block(auc_target: float, auc_scratch: float,
+                         scale: tuple[float, float] | None) -> dict[str, Any]:
+    """The transfer ratio of two mean AUCs, on the task's fixed scale when there is one, with
+    its basis, and the reason where it is undefined (``None``)."""
+    basis = "raw"
+    if scale is not None:
+        lo, hi = scale
+        auc_target, auc_scratch = (auc_target - lo) / (hi - lo), (auc_scratch - lo) / (hi - lo)
+        basis = "normalised"
+    ratio, note = M.transfer_ratio(auc_target, auc_scratch), None
+    if not np.isfinite(ratio):
+        who, area = (("scratch", auc_scratch) if not auc_scratch > 0 else ("transfer", auc_target))
+        note = f"undefined: {who}'s {basis} AUC is {area:.3g}"
+        if scale is None:
+            note += " (no fixed random/reference scores for this task and profile)"
+    return {"transfer_ratio": ratio if note is None else None,
+            "transfer_ratio_basis": basis, "transfer_ratio_note": note}

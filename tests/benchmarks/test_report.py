@@ -87,6 +87,12 @@ def test_cell_numbers_match_hand_computed(root):
     assert t["threshold"]["scratch_steps"] == pytest.approx(1900 / 3)
     assert t["threshold"]["target_steps"] == pytest.approx(1000 / 3)
     assert t["threshold"]["reduction_pct"] == pytest.approx(100 * (1 - 1000 / 1900))
+    ci = t["threshold"]["reduction_ci"]  # pairs resampled: 300/600, 300/600 and 400/700
+    assert ci["point"] == pytest.approx(100 * (1 - 1000 / 1900))
+    assert 100 * (1 - 400 / 700) <= ci["low"] <= ci["point"] <= ci["high"] <= 50.0
+    # best evaluation after step 0: the last point, 10 (+3 for transfer)
+    assert scratch["best"]["point"] == pytest.approx(10.0)
+    assert transfer["best"]["point"] == pytest.approx(13.0)
     # Shifted by 200 source steps, transfer is scratch + 1 on the window [200, 1000].
     cc = t["cost_charged"]
     assert cc["n_pairs"] == 3 and cc["source_env_steps"] == SOURCE_STEPS
