@@ -209,7 +209,9 @@ class PPOAgent(Agent, ExplicitPolicy):
         # log-probs are computed, with the same statistics (the ratio starts at exactly 1)
         for name in ("actor", "value"):
             norm = self.components[name].norm
-            if isinstance(norm, RunningNorm):
+            # a frozen component keeps its function, statistics included
+            trainable = any(p.requires_grad for p in self.components[name].parameters())
+            if isinstance(norm, RunningNorm) and trainable:
                 norm.update(obs.float().flatten(1))
 
     def _step(self, optimiser, loss: torch.Tensor | None, backward, counted: bool) -> None:

@@ -28,14 +28,30 @@ class RunningNorm(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
+        """Add a batch ``[..., dim]``; under torch.distributed, every rank's batch (the ranks'
+        moments are all-reduced, so every rank keeps the same statistics)."""
         x = x.detach().reshape(-1, self.mean.shape[0]).double()
-        n = float(len(x))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            n, mean, var = _global_moments(x)
+        else:
+            n, mean, var = float(len(x)), x.mean(0), x.var(0, unbiased=False)
         if n == 0:
             return
-        mean, var = x.mean(0), x.var(0, unbiased=False)
         total = self.count + n
         delta = mean - self.mean
         self.var.copy_((self.var * self.count + var * n
                         + delta ** 2 * self.count * n / total) / total)
         self.mean.add_(delta * n / total)
         self.count.copy_(total)
+
+
+def _global_moments(x: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Count, mean and variance of every rank's ``x`` together (one all-reduce of the sums)."""
+    dim = x.shape[1]
+    moments = torch.cat([x.new_tensor([len(x)]), x.sum(0), (x * x).sum(0)])
+    torch.distributed.all_reduce(moments)
+    n = float(moments[0])
+    if n == 0:
+        return 0.0, moments[1:1 + dim], moments[1 + dim:]
+    mean = moments[1:1 + dim] / n
+    return n, mean, (moments[1 + dim:] / n - mean * mean).clamp(min=0.0)

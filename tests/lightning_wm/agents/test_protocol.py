@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lightning_wm.agents import AGENTS, make_agent
-from lightning_wm.agents.protocol import (AgentProtocol, DataNeeds, Embeds, MetaRewards,
-                                          Reconstructs, require)
+from lightning_wm.agents.protocol import (AgentProtocol, DataNeeds, Embeds, ExplicitPolicy,
+                                          MetaRewards, Reconstructs, require)
 
 #: agent -> (obs shape, action width, discrete, config, powers it must declare)
 CASES = {
@@ -14,6 +14,7 @@ CASES = {
     "crar": ((8, 8), 4, True, {}, {Embeds}),
     "dreamer": ((4,), 2, False, {"size": "tiny"}, {Reconstructs, MetaRewards}),
     "dreamer_v2": ((4,), 3, True, {"size": "tiny"}, {Reconstructs, MetaRewards}),
+    "ppo": ((4,), 2, False, {}, {ExplicitPolicy}),
 }
 
 
@@ -32,7 +33,8 @@ def test_agent_implements_the_protocol(name):
     # every component is trained by exactly one optimiser group
     owned = [c for names in groups.values() for c in names]
     assert sorted(owned) == sorted(agent.components)
-    assert {p for p in (Embeds, Reconstructs, MetaRewards) if isinstance(agent, p)} == powers
+    declared = (Embeds, Reconstructs, MetaRewards, ExplicitPolicy)
+    assert {p for p in declared if isinstance(agent, p)} == powers
     state = agent.initial_state(3)
     action, _ = agent.act(torch.zeros(3, *obs), state, explore=True)
     assert action.shape == (3, action_dim)
