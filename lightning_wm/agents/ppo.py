@@ -199,7 +199,7 @@ class PPOAgent(Agent, ExplicitPolicy):
                 loss, terms = self.group_loss(ALL, self.loss_terms(mini[MAIN]), mini)
                 last = epoch == h.epochs - 1 and k == count - 1
                 self._step(optimiser, loss, backward, counted=last)
-                total = loss.detach()
+                total = loss.detach() if loss is not None else total
         self._update_norms(batches[MAIN]["obs"][:, 0])
         self.log_terms(terms)
         return total

@@ -28,7 +28,7 @@ def test_a_phase_is_its_own_steps_in_order_and_cut_at_its_end():
     # windows chain: each one's second observation is the next one's first within a segment
     obs = batch["obs"].numpy()
     assert all(np.array_equal(obs[i, 1], obs[i + 1, 0]) for i in range(9) if i != 6)
-    assert batch["is_first"][7, 0] and not batch["is_first"][:7, 0].any() == False  # noqa: E712
+    assert np.flatnonzero(batch["is_first"][:, 0].numpy()).tolist() == [0, 7]  # the two resets
     assert not batch["is_terminal"].any()  # point-mass episodes are truncated, never terminal
     # the next phase starts from the cut episode's last observation, with none of the old steps
     source.refill(_policy, collector, 4)
