@@ -19,6 +19,7 @@ from lightning_wm.data.collector import Collector  # noqa: E402
 from lightning_wm.data.replay import EpisodeReplay  # noqa: E402
 from lightning_wm.envs import ENVS, make_env  # noqa: E402
 from lightning_wm.envs.pybullet import TASKS, PyBulletEnv  # noqa: E402
+from pybullet_helpers import actions, assert_same, rollout  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PROPRIO_DIM = {"halfcheetah": 26, "hopper": 15, "walker2d": 22, "ant": 28,
@@ -27,28 +28,6 @@ PROPRIO_DIM = {"halfcheetah": 26, "hopper": 15, "walker2d": 22, "ant": 28,
 ACTION_DIM = {"halfcheetah": 6, "hopper": 3, "walker2d": 6, "ant": 8,
               "pendulum_swingup": 1, "double_pendulum_swingup": 1, "reacher": 2,
               "pendulum_balance": 1}
-
-
-def actions(env: gym.Env, n: int, seed: int = 0) -> np.ndarray:
-    shape = (n,) + env.action_space.shape
-    return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
-
-
-def rollout(env: gym.Env, acts: np.ndarray) -> list[tuple]:
-    out = []
-    for a in acts:
-        obs, reward, terminated, truncated, _ = env.step(a)
-        out.append((obs.copy(), reward, terminated, truncated))
-        if terminated or truncated:
-            break
-    return out
-
-
-def assert_same(a: list[tuple], b: list[tuple]) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x[0], y[0])
-        assert x[1:] == y[1:]
 
 
 def run_python(code: str) -> None:
@@ -98,8 +77,14 @@ def test_bad_options_are_rejected():
 
 
 # -- seeding, action repeat, episode ends ---------------------------------------------------------
-def test_reset_with_seed_is_deterministic_whatever_came_before():
-    a, b = PyBulletEnv("hopper"), PyBulletEnv("hopper")
+REACHER = {"obs": "proprio", "action_repeat": 1, "max_steps": 150}
+
+
+# Reacher's variants keep their own reward potential from the reset on, so each is checked too
+@pytest.mark.parametrize("task,options", [("hopper", {})] + [
+    ("reacher", {**REACHER, "reward": v}) for v in ("default", "mirror", "effort")])
+def test_reset_with_seed_is_deterministic_whatever_came_before(task, options):
+    a, b = PyBulletEnv(task, **options), PyBulletEnv(task, **options)
     acts = actions(a, 15)
     a.reset(seed=1)
     first = rollout(a, acts)

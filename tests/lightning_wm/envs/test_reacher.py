@@ -1,6 +1,7 @@
-"""The PyBullet Reacher task and its reward variants (REPAINT source tasks): spaces, seeding,
+"""The PyBullet Reacher task and its reward variants (REPAINT source tasks): spaces,
 pybullet_envs' own reward kept as ``default``, the ``mirror`` and ``effort`` maths, option
-checks, pickling mid-episode with a variant's own state, and the direction of ``mirror``."""
+checks, pickling mid-episode with a variant's own state, and the direction of ``mirror``
+(seeded resets of every variant are checked with the other tasks' in test_pybullet.py)."""
 from __future__ import annotations
 
 import pickle
@@ -14,6 +15,7 @@ pytest.importorskip("pybullet")
 from lightning_wm.envs import make_env  # noqa: E402
 from lightning_wm.envs.pybullet import TASKS, PyBulletEnv  # noqa: E402
 from lightning_wm.envs.pybullet.env import mirrored_potential, reacher_reward  # noqa: E402
+from pybullet_helpers import actions, assert_same, rollout  # noqa: E402
 
 VARIANTS = ("default", "mirror", "effort")
 
@@ -21,25 +23,6 @@ VARIANTS = ("default", "mirror", "effort")
 def reacher(reward: str = "default", obs: str = "proprio", **kw) -> PyBulletEnv:
     return PyBulletEnv("reacher", obs=obs, action_repeat=kw.pop("action_repeat", 1),
                        max_steps=kw.pop("max_steps", 150), reward=reward, **kw)
-
-
-def actions(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(np.float32)
-
-
-def rollout(env: gym.Env, acts) -> list[tuple]:
-    out = []
-    for a in acts:
-        obs, reward, terminated, truncated, _ = env.step(a)
-        out.append((obs.copy(), reward, terminated, truncated))
-    return out
-
-
-def assert_same(a: list[tuple], b: list[tuple]) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x[0], y[0])
-        assert x[1:] == y[1:]
 
 
 def xyz(part) -> np.ndarray:
@@ -104,20 +87,6 @@ def test_truncates_at_max_steps():
     env.close()
 
 
-@pytest.mark.parametrize("reward", VARIANTS)
-def test_reset_with_seed_is_reproducible(reward):
-    a, b = reacher(reward), reacher(reward)
-    acts = actions(20)
-    a.reset(seed=1)
-    first = rollout(a, acts)
-    b.reset(seed=2)
-    other = rollout(b, acts)
-    b.reset(seed=1)  # a second episode on a used simulator
-    assert_same(first, rollout(b, acts))
-    assert not np.array_equal(first[0][0], other[0][0])
-    a.close(), b.close()
-
-
 # -- the variants ---------------------------------------------------------------------------------
 def test_default_is_pybullet_envs_reward_bit_for_bit():
     """Against a bare pybullet_envs ReacherBulletEnv on a client of its own, seeded the same."""
@@ -136,7 +105,7 @@ def test_default_is_pybullet_envs_reward_bit_for_bit():
     env = reacher()
     obs, _ = env.reset(seed=7)
     np.testing.assert_array_equal(obs, np.asarray(bare.reset(), np.float32))
-    for a in actions(60, seed=3):
+    for a in actions(env, 60, seed=3):
         obs, reward, *_ = env.step(a)
         state, expected, done, _ = bare.step(np.asarray(a, np.float64))
         assert reward == expected and not done
@@ -150,7 +119,7 @@ def test_mirror_is_progress_towards_the_reflected_target():
     robot = env._inner.robot
     target = xyz(robot.target)
     goal = np.array([-target[0], -target[1], target[2]])
-    for i, a in enumerate(actions(5, seed=1)):
+    for i, a in enumerate(actions(env, 5, seed=1)):
         before = xyz(robot.fingertip)
         _, reward, *_ = env.step(a)
         after = xyz(robot.fingertip)
@@ -178,7 +147,7 @@ def test_effort_is_default_with_ten_times_the_electricity_cost():
     default, effort = reacher("default"), reacher("effort")
     default.reset(seed=5), effort.reset(seed=5)
     costs = []
-    for a in actions(40, seed=2):
+    for a in actions(default, 40, seed=2):
         obs_d, r_d, *_ = default.step(a)
         obs_e, r_e, *_ = effort.step(a)
         np.testing.assert_array_equal(obs_d, obs_e)  # the reward does not touch the dynamics
@@ -192,7 +161,7 @@ def test_effort_is_default_with_ten_times_the_electricity_cost():
 def test_variants_sum_over_action_repeat():
     one, two = reacher("mirror"), reacher("mirror", action_repeat=2)
     one.reset(seed=6), two.reset(seed=6)
-    for a in actions(5):
+    for a in actions(one, 5):
         r = one.step(a)[1] + one.step(a)[1]
         assert two.step(a)[1] == pytest.approx(r, rel=1e-12, abs=1e-12)
     one.close(), two.close()
@@ -210,7 +179,7 @@ def test_unknown_variants_are_rejected():
 @pytest.mark.parametrize("reward,obs", [(v, "proprio") for v in VARIANTS] + [("mirror", "pixels")])
 def test_pickle_mid_episode_continues_identically(reward, obs):
     env = reacher(reward, obs=obs, max_steps=40)
-    acts = actions(40)
+    acts = actions(env, 40)
     env.reset(seed=5)
     rollout(env, acts[:7])
     clone = pickle.loads(pickle.dumps(env))
