@@ -24,7 +24,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal, OneHotCategorical
 
 from lightning_wm.agents.base import ALL, Agent
-from lightning_wm.agents.parts.optimise import plain_backward
+from lightning_wm.agents.parts.optimise import plain_backward, step_group
 from lightning_wm.agents.parts.policy_gradient import clipped_surrogate, gae
 from lightning_wm.agents.protocol import MAIN, Batches, DataNeeds, ExplicitPolicy, Terms
 from lightning_wm.nets.conv import ConvEncoder
@@ -138,16 +138,19 @@ class PPOAgent(Agent, ExplicitPolicy):
             return nets["encoder"](obs)
         return obs.float().flatten(1)
 
-    def policy(self, obs: torch.Tensor, nets: Mapping[str, nn.Module] | None = None) -> Distribution:
+    def policy(self, obs: torch.Tensor,
+               nets: Mapping[str, nn.Module] | None = None) -> Distribution:
         nets = self.components if nets is None else nets
-        actor = nets["actor"]
-        out = actor(self._features(obs, nets))
+        return self._dist(self._features(obs, nets), nets["actor"])
+
+    def _dist(self, features: torch.Tensor, actor: nn.Module) -> Distribution:
+        out = actor(features)
         if self.discrete:
             return OneHotCategorical(logits=out)
         return Independent(Normal(out, actor.log_std.value.exp().expand_as(out)), 1)
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.components["value"](self._features(obs, self.components)).squeeze(-1)
+    def _value(self, features: torch.Tensor) -> torch.Tensor:
+        return self.components["value"](features).squeeze(-1)
 
     def act(self, obs: torch.Tensor, state: Any, explore: bool) -> tuple[torch.Tensor, Any]:
         dist = self.policy(obs)
@@ -165,19 +168,21 @@ class PPOAgent(Agent, ExplicitPolicy):
         obs, next_obs = batch["obs"][:, 0], batch["obs"][:, 1]
         action = batch["action"][:, 1].float()
         h = self.hparams
-        advantage, target = gae(batch["reward"][:, 1].float(), self.value(obs),
-                                self.value(next_obs), batch["is_terminal"][:, 1],
-                                batch["is_last"], h.gamma, h.lam)
+        features = self._features(obs, self.components)
+        advantage, target = gae(batch["reward"][:, 1].float(), self._value(features),
+                                self._value(self._features(next_obs, self.components)),
+                                batch["is_terminal"][:, 1], batch["is_last"], h.gamma, h.lam)
+        log_prob = self._dist(features, self.components["actor"]).log_prob(action)
         return {"obs": obs, "action": action, "advantage": advantage, "target": target,
-                "log_prob_old": self.policy(obs).log_prob(action)}
+                "log_prob_old": log_prob}
 
     def loss_terms(self, batch: Mapping[str, torch.Tensor]) -> Terms:
         """PPO's terms on a prepared minibatch (advantages normalised within it)."""
         adv = batch["advantage"]
         if len(adv) > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        dist = self.policy(batch["obs"])
-        value = self.value(batch["obs"])
+        features = self._features(batch["obs"], self.components)  # once: the encoder is shared
+        dist, value = self._dist(features, self.components["actor"]), self._value(features)
         return {"actor/clip": clipped_surrogate(dist.log_prob(batch["action"]),
                                                 batch["log_prob_old"], adv, self.hparams.clip),
                 "actor/entropy": -dist.entropy().mean(),
@@ -219,12 +224,7 @@ class PPOAgent(Agent, ExplicitPolicy):
         # minibatch steps through it, so global_step (and callbacks' schedules) count iterations
         inner = optimiser.optimizer if isinstance(optimiser, LightningOptimizer) and not counted \
             else optimiser
-        inner.zero_grad(set_to_none=True)
-        if loss is not None and loss.requires_grad:
-            backward(loss)
-            nn.utils.clip_grad_norm_([p for p in self.parameters() if p.requires_grad],
-                                     self.hparams.max_grad_norm)
-        inner.step()
+        step_group(inner, loss, backward, self.hparams.max_grad_norm)
 
     def _optimiser_and_backward(self, optimiser, backward):
         if optimiser is not None:
@@ -234,10 +234,6 @@ class PPOAgent(Agent, ExplicitPolicy):
         if self._standalone is None:  # outside a Trainer (unit tests, notebooks)
             self._standalone = self.configure_optimizers()
         return self._standalone, plain_backward
-
-    def training_step(self, dataloader_iter):
-        batches, _, _ = next(dataloader_iter)
-        return self.update(self.trainer.strategy.batch_to_device(batches))
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.components.parameters(), lr=self.hparams.lr, eps=1e-5)

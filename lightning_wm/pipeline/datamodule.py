@@ -48,19 +48,19 @@ class Pipeline:
                        batch_size: int | None = None, length: int = 2) -> RolloutSource:
         """A replay that ``policy`` fills on the run's tasks with envs of its own (not added yet:
         pass it to :meth:`add_source`)."""
-        collector = Collector(self.make_env, self.tasks, 1, self.action_dim,
-                              self.stream_seed(name, 0))
+        collector = self._stream_collector(name)
         rng = np.random.default_rng(self.stream_seed(name, 1))
         return RolloutSource(collector, policy, EpisodeReplay(self.config.replay_capacity), rng,
                              batch_size or self.config.batch_size, length, steps_per_phase)
 
-
     def segment_source(self, name: str, policy, steps_per_phase: int) -> SegmentSource:
         """The latest ``steps_per_phase`` env steps of ``policy`` on the run's tasks, renewed
         after every phase, with envs of its own (for on-policy agents; not added yet)."""
-        collector = Collector(self.make_env, self.tasks, 1, self.action_dim,
-                              self.stream_seed(name, 0))
-        return SegmentSource(collector, policy, steps_per_phase)
+        return SegmentSource(self._stream_collector(name), policy, steps_per_phase)
+
+    def _stream_collector(self, name: str) -> Collector:
+        """One env slot on the run's tasks, seeded for stream ``name`` alone."""
+        return Collector(self.make_env, self.tasks, 1, self.action_dim, self.stream_seed(name, 0))
 
 
 class _Batches(IterableDataset):

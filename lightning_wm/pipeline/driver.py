@@ -4,9 +4,9 @@ It alternates collection phases (``collect_every`` env steps of the agent's expl
 uniform random actions during ``prefill``) with ``updates_per_collect`` batches, until the
 env-step budget is spent. Each batch is ``{stream: batch}``: ``main`` from the online replay the
 collector fills (for an on-policy agent: the latest phase's transitions, a
-:class:`~lightning_wm.pipeline.sources.SegmentSource`), plus one batch from every other named source that callbacks added (offline task
-data, teacher rollouts). The evaluator scores the agent before each phase that crosses one of its
-points, and once more at the budget.
+:class:`~lightning_wm.pipeline.sources.SegmentSource`), plus one batch from every other named
+source that callbacks added (offline task data, teacher rollouts). The evaluator scores the
+agent before each phase that crosses one of its points, and once more at the budget.
 
 Everything a resumed run needs (collector, sources, counters, RNG states) is in
 :meth:`Driver.state_dict`; the Lightning data module stores it in every checkpoint.
@@ -30,8 +30,9 @@ Log = Callable[[dict[str, float], int], None]
 
 
 class Driver:
-    def __init__(self, collector: Collector, main: ReplaySource | SegmentSource, evaluator: Evaluator,
-                 config: TrainingConfig, local_budget: int, world: int = 1) -> None:
+    def __init__(self, collector: Collector, main: ReplaySource | SegmentSource,
+                 evaluator: Evaluator, config: TrainingConfig, local_budget: int,
+                 world: int = 1) -> None:
         self.collector, self.evaluator, self.config = collector, evaluator, config
         self.sources: dict[str, Source] = {MAIN: main}
         self.local_budget, self.world = local_budget, world

@@ -145,7 +145,8 @@ class SegmentSource:
 
     def __init__(self, collector: Collector | None = None, policy: Policy | Callable | None = None,
                  steps_per_phase: int = 0) -> None:
-        if (collector is None) != (policy is None) or (collector is not None and steps_per_phase < 1):
+        self_filling = collector is not None
+        if self_filling != (policy is not None) or (self_filling and steps_per_phase < 1):
             raise ValueError("a self-filling segment source needs a collector, a policy and "
                              "steps_per_phase >= 1")
         self.collector, self.policy, self.steps_per_phase = collector, policy, steps_per_phase
