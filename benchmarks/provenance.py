@@ -45,5 +45,22 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()} {platform.node()}"
 
 
+@lru_cache(maxsize=1)
+def cpu() -> str:
+    """The processor and the instruction set PyTorch's CPU kernels dispatch to: float32 results
+    differ in their last digits between them (AVX2 and AVX-512 kernels round differently), so a
+    run reproduces bit for bit only where this matches."""
+    model = platform.processor() or "unknown processor"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    import torch  # the runner has it loaded already
+
+    return f"{model} / {torch.backends.cpu.get_cpu_capability()}"
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

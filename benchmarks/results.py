@@ -98,6 +98,9 @@ class Provenance(BaseModel):
     packages: dict[str, str]
     python: str
     platform: str
+    # processor / instruction set (provenance.cpu): where float rounding, hence the last digits of
+    # every number, may differ; absent in records written before it was kept
+    cpu: str | None = None
     sources: list[SourceUse] = Field(default_factory=list)
     started_at: str | None = None
     finished_at: str | None = None

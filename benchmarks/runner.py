@@ -144,7 +144,7 @@ def _source_digest(model: Path, rec: RunRecord) -> str:
 def _provenance(spec: RunSpec) -> Provenance:
     return Provenance(config_hash=spec.config_hash, git_commit=prov.git_commit(),
                       packages=prov.package_versions(), python=prov.python_version(),
-                      platform=prov.machine(), started_at=prov.now())
+                      platform=prov.machine(), cpu=prov.cpu(), started_at=prov.now())
 
 
 def _record(spec: RunSpec, status: str, provenance: Provenance, **kw) -> RunRecord:

@@ -16,7 +16,8 @@ from torch import nn
 #: name -> what it is. Agents may only use these names (checked at construction).
 COMPONENTS: dict[str, str] = {
     "encoder": "observation -> embedding (CNN or MLP)",
-    "representation": "posterior q(s_t | h_t, e_t) of a latent world model",
+    "representation": "posterior q(s_t | h_t, e_t) of a latent world model; in the MuZero "
+                      "family, observation -> latent state s_0 = h(o_t)",
     "transition": "latent dynamics (GRU + prior for an RSSM, x' = x + p(x, a) for CRAR)",
     "decoder": "observation model p(o_t | h_t, s_t)",
     "reward": "reward model r(latent[, action])",
@@ -24,13 +25,24 @@ COMPONENTS: dict[str, str] = {
     "value": "state-value critic",
     "actor": "policy head",
     "q": "action-value head",
+    "dynamics": "MuZero-family latent dynamics (s, a) -> s' with its value-prefix (reward) head",
+    "prediction": "MuZero-family prediction function s -> (policy, value)",
+    "projection": "SimSiam projection MLP of a latent (EfficientZero's consistency loss)",
+    "predictor": "SimSiam predictor MLP applied after the projection on the online branch",
 }
 
 #: Sub-module names with a fixed meaning inside any component.
 SUBMODULES: dict[str, str] = {
     "out": "the component's output layer",
     "hidden": "the component's layers before its output layer",
-    "action_input": "the weights that read the action (transition only)",
+    "action_input": "the weights that read the action (transition and dynamics only)",
+    "value_prefix": "dynamics' value-prefix head: reduction, LSTM, MLP (has lstm, hidden, out)",
+    "lstm": "the recurrent cell of a value-prefix head",
+    "policy_head": "prediction's policy head (has reduce, hidden, out)",
+    "value_head": "prediction's value head (has reduce, hidden, out)",
+    "reduce": "a head's 1x1 convolution to a few channels, before its MLP",
+    "stem": "representation's observation encoder before its residual blocks",
+    "blocks": "the residual blocks of a representation, dynamics or prediction function",
 }
 
 

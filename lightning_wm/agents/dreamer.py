@@ -52,8 +52,9 @@ from lightning_wm.agents.parts import (DynamicsActorCritic, Recipe, WorldModel,
                                        WorldModelOptions, compiled, frozen, plain_backward,
                                        reward_model, step_group)
 from lightning_wm.agents.parts.world_model import COMPONENTS as WORLD_MODEL
-from lightning_wm.agents.protocol import (MAIN, Batches, DataNeeds, MetaRewards, Reconstructs,
-                                          Terms)
+from lightning_wm.agents.parts.policy_gradient import one_step_advantage
+from lightning_wm.agents.protocol import (MAIN, Batch, Batches, DataNeeds, ExplicitPolicy,
+                                          MetaRewards, Reconstructs, Terms)
 from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.heads import MLPHead
 from lightning_wm.nets.latent import GaussianLatent
@@ -71,6 +72,8 @@ SIZES: dict[str, dict[str, Any]] = DREAMER_SIZES
 PAPER_TRAINING: dict[str, int] = dict(collect_every=500, updates_per_collect=100,
                                       prefill=2500, batch_size=50)
 
+#: how far inside (-1, 1) instance transfer reads a continuous action (atanh(1 − 1e-6) ≈ 7.3)
+_EDGE = 1e-6
 #: each group's learning rate option (Algorithm 1: θ, ψ, φ)
 _LR = {"model": "model_lr", "value": "value_lr", "actor": "actor_lr"}
 #: the order an update steps the groups in; Lightning counts the last one's step
@@ -105,7 +108,7 @@ def resolve_config(size: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     return resolve_dreamer(size, overrides)
 
 
-class DreamerAgent(Agent, Reconstructs, MetaRewards):
+class DreamerAgent(Agent, Reconstructs, MetaRewards, ExplicitPolicy):
     def __init__(self, obs_shape: tuple[int, ...], action_dim: int, size: str = DEFAULT_SIZE, *,
                  recipe: Recipe = RECIPE, **overrides: Any) -> None:
         cfg = recipe.resolve(size, overrides)
@@ -196,6 +199,58 @@ class DreamerAgent(Agent, Reconstructs, MetaRewards):
             action = (action + self.hparams.expl_noise * torch.randn_like(action)).clamp(-1, 1)
         else:
             action = actor.mode(feat)
+        return action, (latent, action)
+
+    # -- the explicit policy (REPAINT's callbacks) ------------------------------------------------
+    def policy_components(self) -> tuple[str, ...]:
+        return ("encoder", "representation", "transition", "actor")
+
+    def _rssm_of(self, nets: Mapping[str, nn.Module]) -> RSSM:
+        return RSSM(nets["transition"], nets["representation"], self.latent)
+
+    @torch.no_grad()
+    def _filtered(self, batch: Batch, nets: Mapping[str, nn.Module]) -> torch.Tensor:
+        """Posterior features ``[B, T, F]`` of the replay windows under ``nets``' world model."""
+        states, _, _ = self._rssm_of(nets).observe(nets["encoder"](batch["obs"]),
+                                                   batch["action"].float(), batch["is_first"])
+        return states.feature()
+
+    def policy(self, batch: Batch, nets: Mapping[str, nn.Module] | None = None):
+        """π at steps 0…T−2 of every window (each has its action in the window), on the
+        posterior states ``nets`` filter from the window's start."""
+        nets = self.components if nets is None else nets
+        return nets["actor"].dist(self._filtered(batch, nets)[:, :-1])
+
+    @torch.no_grad()
+    def instances(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The action chosen at step t (stored with step t+1) and the one-step advantage
+        r + γ(1 − terminal)V(s') − V(s) under this agent's critic and world model."""
+        value = self.components["value"](self._filtered(batch, self.components)).squeeze(-1)
+        advantage = one_step_advantage(self.world_model.reward_target(batch["reward"]), value,
+                                       batch["is_terminal"], batch["is_first"],
+                                       self.hparams.gamma)
+        action = batch["action"][:, 1:].float()
+        if not self.hparams.get("discrete", False):
+            # a saturated ±1 (tanh of a large u in float32) has no finite density; both policies
+            # read the same clipped action, so the ratio stays a ratio of densities
+            action = action.clamp(-1.0 + _EDGE, 1.0 - _EDGE)
+        return action, advantage
+
+    @torch.no_grad()
+    def act_with(self, nets, obs, is_first, state, generator):
+        """Filter ``obs`` with ``nets``' world model and draw from their actor (no exploration
+        noise: the behaviour policy is π_teacher itself). The latent sample and the action draw
+        use a seed taken from ``generator``, so the student's random streams never move."""
+        rssm, n = self._rssm_of(nets), len(obs)
+        if state is None:
+            state = (rssm.initial(n, obs.device), torch.zeros(n, self.action_dim))
+        keep = (~is_first.bool()).float().unsqueeze(-1)
+        latent, previous = state[0].map(lambda x: x * keep), state[1] * keep
+        seed = int(torch.randint(2 ** 62, (), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            latent, _, _ = rssm.obs_step(latent, previous, nets["encoder"](obs))
+            action = nets["actor"](latent.feature())
         return action, (latent, action)
 
     @torch.no_grad()

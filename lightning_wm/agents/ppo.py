@@ -25,7 +25,7 @@ from torch.distributions import Distribution, Independent, Normal, OneHotCategor
 
 from lightning_wm.agents.base import ALL, Agent
 from lightning_wm.agents.parts.optimise import plain_backward, step_group
-from lightning_wm.agents.parts.policy_gradient import clipped_surrogate, gae
+from lightning_wm.agents.parts.policy_gradient import clipped_surrogate, gae, sample
 from lightning_wm.agents.protocol import MAIN, Batches, DataNeeds, ExplicitPolicy, Terms
 from lightning_wm.nets.conv import ConvEncoder
 from lightning_wm.nets.heads import MLPHead
@@ -138,9 +138,22 @@ class PPOAgent(Agent, ExplicitPolicy):
             return nets["encoder"](obs)
         return obs.float().flatten(1)
 
-    def policy(self, obs: torch.Tensor,
+    def policy(self, batch: Mapping[str, torch.Tensor],
                nets: Mapping[str, nn.Module] | None = None) -> Distribution:
-        nets = self.components if nets is None else nets
+        """π at every row of a prepared minibatch (its ``obs``)."""
+        return self._policy_of(batch["obs"], self.components if nets is None else nets)
+
+    def instances(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows' actions and their GAE advantages (:meth:`prepare` computed them with the
+        current critic for every stream)."""
+        return batch["action"], batch["advantage"]
+
+    @torch.no_grad()
+    def act_with(self, nets: Mapping[str, nn.Module], obs: torch.Tensor, is_first: torch.Tensor,
+                 state: Any, generator: torch.Generator) -> tuple[torch.Tensor, Any]:
+        return sample(self._policy_of(obs, nets), generator), state  # memoryless: no state
+
+    def _policy_of(self, obs: torch.Tensor, nets: Mapping[str, nn.Module]) -> Distribution:
         return self._dist(self._features(obs, nets), nets["actor"])
 
     def _dist(self, features: torch.Tensor, actor: nn.Module) -> Distribution:
@@ -153,7 +166,7 @@ class PPOAgent(Agent, ExplicitPolicy):
         return self.components["value"](features).squeeze(-1)
 
     def act(self, obs: torch.Tensor, state: Any, explore: bool) -> tuple[torch.Tensor, Any]:
-        dist = self.policy(obs)
+        dist = self._policy_of(obs, self.components)
         if explore:
             return dist.sample(), state
         if self.discrete:

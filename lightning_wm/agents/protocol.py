@@ -136,18 +136,38 @@ class MetaRewards(abc.ABC):
 
 
 class ExplicitPolicy(abc.ABC):
-    """The agent acts from an explicit distribution π(a | o) over its action vectors (policy
-    gradient agents): what kickstarting and instance transfer read and compare with a teacher."""
+    """The agent acts from an explicit distribution π(a | history) over its action vectors: what
+    kickstarting and instance transfer read and compare with a teacher's.
+
+    A *decision* is one step of a stream's batch where the agent chose an action. For PPO that is
+    every row of a prepared minibatch; for Dreamer every step of a replay window but the last,
+    in the posterior state filtered from the window's start. :meth:`policy` and :meth:`instances`
+    line up decision for decision."""
 
     @abc.abstractmethod
     def policy_components(self) -> tuple[str, ...]:
-        """The components :meth:`policy` reads (a teacher is built from the same ones)."""
+        """The components :meth:`policy` and :meth:`act_with` read (a teacher is built from the
+        same ones)."""
 
     @abc.abstractmethod
-    def policy(self, obs: torch.Tensor,
+    def policy(self, batch: Batch,
                nets: Mapping[str, nn.Module] | None = None) -> "torch.distributions.Distribution":
-        """π(· | obs) computed with ``nets`` (``{component: module}``, e.g. a frozen teacher's
-        copies of :meth:`policy_components`); the agent's own components when ``None``."""
+        """π at every decision of one stream's ``batch``, computed with ``nets``
+        (``{component: module}``, e.g. a frozen teacher's copies of :meth:`policy_components`;
+        the agent's own components when ``None``). Gradients reach the policy head only."""
+
+    @abc.abstractmethod
+    def instances(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the action taken at every decision of ``batch``, its advantage under the agent's
+        current critic, without gradient). A decision with no valid successor in the batch has
+        advantage −inf, so no threshold keeps it."""
+
+    @abc.abstractmethod
+    def act_with(self, nets: Mapping[str, nn.Module], obs: torch.Tensor, is_first: torch.Tensor,
+                 state: Any, generator: torch.Generator) -> tuple[torch.Tensor, Any]:
+        """A draw from π(· | history) with ``nets`` (a teacher acting in its own collector), its
+        randomness from ``generator`` only. ``state`` is ``None`` at the first call; slots where
+        ``is_first`` start afresh. Returns (action, next state)."""
 
 
 def require(agent: Any, capability: type, what: str) -> None:

@@ -30,6 +30,13 @@ def _mario(**options: Any) -> gym.Env:
     return MarioEnv(**options)
 
 
+def _atari(**options: Any) -> gym.Env:
+    """An Atari 2600 game (atari100k); ale-py is imported only when one is made."""
+    from lightning_wm.envs.atari import AtariEnv
+
+    return AtariEnv(**options)
+
+
 #: pybullet_envs tasks (pybullet_ftl / pybullet_mmtl), each an env id of its own
 PYBULLET_TASKS = ("halfcheetah", "hopper", "walker2d", "ant", "pendulum_swingup",
                   "pendulum_balance", "double_pendulum_swingup", "reacher")
@@ -41,6 +48,7 @@ ENVS: dict[str, Callable[..., gym.Env]] = {
     "point": PointMass,
     **{task: partial(_pybullet, task) for task in PYBULLET_TASKS},
     "mario": _mario,
+    "atari": _atari,
 }
 
 
@@ -49,8 +57,8 @@ ENVS: dict[str, Callable[..., gym.Env]] = {
 PAD_OPTIONS = ("pad_obs", "pad_action")
 
 #: option names of the adapters whose constructor sits behind a lazy import (``**options`` above
-#: hides them), written out so that checking a suite needs neither adapter; a test holds them
-#: equal to ``PyBulletEnv`` / ``MarioEnv``'s keyword parameters
+#: hides them), written out so that checking a suite needs no adapter's simulator; a test holds
+#: them equal to ``PyBulletEnv`` / ``MarioEnv`` / ``AtariEnv``'s keyword parameters
 # obs (pixels|proprio), action_repeat, max_steps (env steps), size, reward (a variant the task
 # declares: "default" everywhere; reacher also "mirror" and "effort"), goal (reacher: a fixed
 # target [x, y] instead of one drawn per episode)
@@ -60,7 +68,14 @@ PYBULLET_OPTIONS = ("obs", "action_repeat", "max_steps", "size", "reward", "goal
 # 27000), grayscale (True)
 MARIO_OPTIONS = ("level", "levels", "size", "action_repeat", "sticky", "clip", "max_steps",
                  "grayscale", "render_mode")
-_DECLARED = {**{task: PYBULLET_OPTIONS for task in PYBULLET_TASKS}, "mario": MARIO_OPTIONS}
+# game (an ALE ROM id, "pong", or a score-table name, "MsPacman"), frame_skip (4, max-pool of the
+# last two frames), sticky (0.0), noop_max (30), terminal_on_life_loss (True: training only),
+# clip_rewards (True: training only), max_frames (emulator frames, 108000), size (96), grayscale
+# (False), frame_stack (4); evaluation envs take lightning_wm.envs.atari.evaluation_options
+ATARI_OPTIONS = ("game", "frame_skip", "sticky", "noop_max", "terminal_on_life_loss",
+                 "clip_rewards", "max_frames", "size", "grayscale", "frame_stack", "render_mode")
+_DECLARED = {**{task: PYBULLET_OPTIONS for task in PYBULLET_TASKS}, "mario": MARIO_OPTIONS,
+             "atari": ATARI_OPTIONS}
 
 #: env id -> every option name :func:`make_env` accepts for it
 ENV_OPTIONS: dict[str, frozenset[str]] = {

@@ -13,8 +13,20 @@ Deep Reinforcement Learning", ICML 2021, Algorithm 1), for agents with an explic
 The teacher is a frozen copy of the student's policy components (:meth:`ExplicitPolicy.
 policy_components`) holding a source checkpoint's weights, every shape checked before anything
 changes; it is not a component of the student, so it is neither trained nor checkpointed, and
-transfer never addresses it. Instance transfer needs an on-policy agent (PPO): the stream is the
-teacher's latest phase, prepared by the agent like its own.
+transfer never addresses it.
+
+Both agent families run the same two callbacks through :class:`ExplicitPolicy`:
+
+- PPO (on-policy): the teacher's stream is its latest phase, prepared by the agent like its own
+  (GAE under the student's critic); kickstarting reads the student's minibatch.
+- Dreamer (V1 and V2, replay-based): the teacher is the source agent's encoder, RSSM and actor,
+  filtering the replay windows with its own world model; kickstarting compares the two actors at
+  every step of the student's replay windows. The teacher's episodes fill a replay of their own,
+  which the world model trains on like any other stream (so the model learns the target task
+  from the teacher's data too), and the actor's instance term keeps the steps whose one-step
+  advantage r + γV(s') − V(s) under the student's critic is ≥ ζ. No published system offers
+  REPAINT on a world-model agent: this is the suite's own extension, and what it measures is
+  stated in ``suites/pybullet_repaint_dreamer.yaml``.
 """
 from __future__ import annotations
 
@@ -23,7 +35,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, OneHotCategorical
 
 from lightning_wm.agents.parts.policy_gradient import clipped_surrogate, policy_cross_entropy
 from lightning_wm.agents.protocol import MAIN, Batches, ExplicitPolicy, ExtraTerm, require
@@ -53,29 +64,21 @@ def actor_group(agent) -> str:
     raise KeyError(f"no optimiser group trains 'actor' (groups: {agent.optimiser_groups()})")
 
 
-def sample(dist: Distribution, generator: torch.Generator) -> torch.Tensor:
-    """A draw from ``dist`` with ``generator`` (a teacher's own stream: its rollouts never move
-    the draws of the student's exploration)."""
-    if isinstance(dist, OneHotCategorical):
-        index = torch.multinomial(dist.probs, 1, generator=generator).squeeze(-1)
-        return nn.functional.one_hot(index, dist.probs.shape[-1]).float()
-    if isinstance(dist, Independent):
-        base = dist.base_dist
-        noise = torch.randn(base.loc.shape, generator=generator, device=base.loc.device)
-        return base.loc + base.scale * noise
-    raise TypeError(f"cannot sample a teacher's {type(dist).__name__}")
-
-
 class TeacherPolicy:
-    """The teacher acting on the target task: batched numpy observations -> sampled actions."""
+    """The teacher acting on the target task: batched numpy observations -> actions drawn with
+    its own generator, its recurrent state (if the agent has one) carried between calls."""
 
     def __init__(self, agent, teacher: nn.ModuleDict, generator: torch.Generator) -> None:
         self.agent, self.teacher, self.generator = agent, teacher, generator
+        self.state: Any = None
 
     @torch.no_grad()
     def __call__(self, obs, is_first) -> Any:
-        obs = torch.as_tensor(obs)  # the teacher acts on the CPU, in the collector's process
-        return sample(self.agent.policy(obs, self.teacher), self.generator).numpy()
+        # the teacher acts on the CPU, in the collector's process
+        action, self.state = self.agent.act_with(self.teacher, torch.as_tensor(obs),
+                                                 torch.as_tensor(is_first), self.state,
+                                                 self.generator)
+        return action.numpy()
 
 
 class Kickstart(LossTermCallback):
@@ -98,10 +101,10 @@ class Kickstart(LossTermCallback):
         super().configure(agent, pipeline)
 
     def term(self, agent, batches: Batches) -> torch.Tensor:
-        obs = batches[MAIN]["obs"]
+        batch = batches[MAIN]
         with torch.no_grad():
-            teacher = agent.policy(obs, self._teacher.to(obs.device))
-        return policy_cross_entropy(teacher, agent.policy(obs)).mean()
+            teacher = agent.policy(batch, self._teacher.to(agent.device))
+        return policy_cross_entropy(teacher, agent.policy(batch)).mean()
 
 
 class InstanceTransfer(TransferCallback):
@@ -125,14 +128,19 @@ class InstanceTransfer(TransferCallback):
 
     def configure(self, agent, pipeline) -> None:
         require(agent, ExplicitPolicy, "instance transfer")
-        if pipeline is None or not agent.data_needs().on_policy:
-            raise ValueError("instance transfer needs an on-policy agent (e.g. ppo) trained "
-                             "by the experience pipeline")
+        if pipeline is None:
+            raise ValueError("instance transfer adds a stream: it needs the experience pipeline")
         self._teacher = teacher_from(agent, self.source)
         self.generator.manual_seed(pipeline.stream_seed(self.stream, 2))
         # the acting copy stays on the CPU with the collector; the term's copy follows the agent
         policy = TeacherPolicy(agent, copy.deepcopy(self._teacher).cpu(), self.generator)
-        pipeline.add_source(self.stream, pipeline.segment_source(self.stream, policy, self.steps))
+        needs = agent.data_needs()
+        if needs.on_policy:  # PPO: the teacher's latest phase, prepared like the student's own
+            source = pipeline.segment_source(self.stream, policy, self.steps)
+        else:  # Dreamer: a replay of the teacher's episodes, windows as long as the agent's
+            source = pipeline.rollout_source(self.stream, policy, self.steps,
+                                             length=needs.sequence_length)
+        pipeline.add_source(self.stream, source)
         agent.add_loss_term(ExtraTerm("actor/instance", actor_group(agent), self.term))
 
     def apply(self, agent) -> None:
@@ -142,11 +150,11 @@ class InstanceTransfer(TransferCallback):
         batch = batches.get(self.stream)
         if batch is None or not len(batch["action"]):  # nothing collected yet
             return torch.zeros((), device=agent.device)
-        obs, action = batch["obs"], batch["action"]
+        action, advantage = agent.instances(batch)
         with torch.no_grad():
-            behaviour = agent.policy(obs, self._teacher.to(obs.device)).log_prob(action)
-        return clipped_surrogate(agent.policy(obs).log_prob(action), behaviour,
-                                 batch["advantage"], self.clip, batch["advantage"] >= self.zeta)
+            behaviour = agent.policy(batch, self._teacher.to(agent.device)).log_prob(action)
+        return clipped_surrogate(agent.policy(batch).log_prob(action), behaviour, advantage,
+                                 self.clip, advantage >= self.zeta)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "generator": self.generator.get_state()}

@@ -106,3 +106,20 @@ def test_repaint_smoke_profile(tmp_path, reproduces):
     similar = _part(_weights(runs[("source", "teacher_similar")]), "components.actor.")
     scratch = _part(_weights(runs[("target", "scratch")]), "components.actor.")
     assert similar.keys() == scratch.keys() and not _same(similar, scratch)
+
+
+@pytest.mark.slow
+def test_repaint_dreamer_smoke_profile(tmp_path, reproduces):
+    """Dreamer students with kickstarting and instance transfer: the run reproduces, and an
+    instance-transfer student trained its world model on the teacher's episodes as well."""
+    suite = "pybullet_repaint_dreamer"
+    assert main(["run", suite, "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    root = tmp_path / suite / "smoke"
+    reproduces(root)
+    runs = {(r.record.kind, r.record.method): r for r in load_results(root)}
+    assert all(r.record.status == "completed" for r in runs.values())
+    assert {m for kind, m in runs if kind == "target"} == {"scratch", "ks", "it", "repaint_diff"}
+    teacher = _part(_weights(runs[("source", "teacher_similar")]), "components.actor.")
+    for method in ("scratch", "it"):
+        student = _part(_weights(runs[("target", method)]), "components.actor.")
+        assert student.keys() == teacher.keys() and not _same(student, teacher)

@@ -85,6 +85,11 @@ class WorldModel:
         state, _, _ = self.rssm.obs_step(state, prev_action, embed)
         return state
 
+    def reward_target(self, reward: torch.Tensor) -> torch.Tensor:
+        """The rewards the reward head learns (tanh-squashed with ``clip_rewards="tanh"``)."""
+        reward = reward.float()
+        return torch.tanh(reward) if self.options.clip_rewards == "tanh" else reward
+
     def _scaled(self, name: str, term: torch.Tensor) -> torch.Tensor:
         scale = self.options.scales.get(name)
         return term if scale is None else scale * term
@@ -96,9 +101,7 @@ class WorldModel:
         reproduce bit for bit)."""
         o, c = self.options, self.components
         obs, action = batch["obs"], batch["action"].float()
-        reward = batch["reward"].float()
-        if o.clip_rewards == "tanh":
-            reward = torch.tanh(reward)
+        reward = self.reward_target(batch["reward"])
         embed = c["encoder"](obs)
         states, post, prior = self.rssm.observe(embed, action, batch["is_first"])
         feat = states.feature()

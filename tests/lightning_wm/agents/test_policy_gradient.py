@@ -5,10 +5,11 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Independent, Normal, OneHotCategorical
+from torch.distributions import (Independent, Normal, OneHotCategorical, TanhTransform,
+                                 TransformedDistribution)
 
-from lightning_wm.agents.parts.policy_gradient import (clipped_surrogate, gae,
-                                                      policy_cross_entropy)
+from lightning_wm.agents.parts.policy_gradient import (clipped_surrogate, gae, one_step_advantage,
+                                                       policy_cross_entropy)
 
 T = torch.tensor
 
@@ -77,3 +78,39 @@ def test_categorical_cross_entropy_by_hand():
 def test_cross_entropy_of_mixed_kinds_is_refused():
     with pytest.raises(TypeError, match="no closed-form"):
         policy_cross_entropy(_gauss([0.0], [1.0]), OneHotCategorical(probs=T([1.0, 0.0])))
+
+
+def test_masked_surrogate_ignores_infinite_advantages_it_drops():
+    # −inf marks a step with no successor; dropping it must not turn the mean into NaN
+    log_prob = torch.zeros(3)
+    advantage = torch.tensor([1.0, float("-inf"), 3.0])
+    loss = clipped_surrogate(log_prob, log_prob, advantage, 0.2, advantage >= 0)
+    assert loss.item() == pytest.approx(-2.0)  # ratio 1: −(1 + 3) / 2
+
+
+def test_squashed_cross_entropy_is_the_pre_tanh_one_and_differs_by_a_student_free_constant():
+    def squashed(mu, sd):
+        base = Normal(torch.tensor([mu]), torch.tensor([sd]))
+        return Independent(TransformedDistribution(base, [TanhTransform()]), 1)
+
+    teacher = squashed(0.3, 0.5)
+    # pre-tanh CE by hand, one dim: log σ_S + ½ log 2π + (σ_T² + (μ_T − μ_S)²) / (2 σ_S²)
+    by_hand = math.log(0.8) + 0.5 * math.log(2 * math.pi) + (0.25 + 0.09) / (2 * 0.64)
+    assert policy_cross_entropy(teacher, squashed(0.0, 0.8)).item() == pytest.approx(by_hand)
+    # Monte Carlo of the true squashed CE minus ours is the same for two different students
+    torch.manual_seed(0)
+    a = teacher.sample((200_000,)).clamp(-1 + 1e-6, 1 - 1e-6)
+    gaps = [(-student.log_prob(a).mean() - policy_cross_entropy(teacher, student)).item()
+            for student in (squashed(0.0, 0.8), squashed(-0.4, 1.3))]
+    assert gaps[0] == pytest.approx(gaps[1], abs=0.01)
+
+
+def test_one_step_advantage_by_hand():
+    # one window of T = 4: rewards arrive with their step; step 2 is terminal, step 3 starts anew
+    reward = torch.tensor([[9.0, 1.0, 2.0, 5.0]])
+    value = torch.tensor([[0.5, 1.0, 4.0, 7.0]])
+    terminal = torch.tensor([[False, False, True, False]])
+    first = torch.tensor([[True, False, False, True]])
+    advantage = one_step_advantage(reward, value, terminal, first, gamma=0.5)
+    # t=0: 1 + 0.5·1 − 0.5 = 1;  t=1: 2 + 0 (terminal) − 1 = 1;  t=2: successor starts anew
+    assert advantage.tolist() == [[1.0, 1.0, float("-inf")]]

@@ -20,7 +20,7 @@ def test_policy_is_explicit_and_acts_greedily_or_by_sampling():
     assert isinstance(agent, ExplicitPolicy) and agent.data_needs().on_policy
     obs = torch.randn(3, 4)
     greedy, _ = agent.act(obs, None, explore=False)
-    assert torch.equal(greedy, agent.policy(obs).mean)
+    assert torch.equal(greedy, agent.policy({"obs": obs}).mean)
     sampled, _ = agent.act(obs, None, explore=True)
     assert sampled.shape == (3, 2) and not torch.equal(sampled, greedy)
     discrete = make_agent("ppo", (4,), 3, True)
@@ -32,7 +32,7 @@ def test_pixel_observations_get_an_encoder_in_the_policy():
     agent = make_agent("ppo", (3, 64, 64), 2, False, {"depth": 4})
     assert agent.policy_components() == ("encoder", "actor")
     obs = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
-    assert agent.policy(obs).mean.shape == (2, 2)
+    assert agent.policy({"obs": obs}).mean.shape == (2, 2)
 
 
 def _phase(agent, steps=64):

@@ -12,8 +12,10 @@ from lightning_wm.agents.protocol import (AgentProtocol, DataNeeds, Embeds, Expl
 CASES = {
     "tiny_q": ((8,), 2, True, {}, set()),
     "crar": ((8, 8), 4, True, {}, {Embeds}),
-    "dreamer": ((4,), 2, False, {"size": "tiny"}, {Reconstructs, MetaRewards}),
-    "dreamer_v2": ((4,), 3, True, {"size": "tiny"}, {Reconstructs, MetaRewards}),
+    "dreamer": ((4,), 2, False, {"size": "tiny"},
+                {Reconstructs, MetaRewards, ExplicitPolicy}),
+    "dreamer_v2": ((4,), 3, True, {"size": "tiny"},
+                   {Reconstructs, MetaRewards, ExplicitPolicy}),
     "ppo": ((4,), 2, False, {}, {ExplicitPolicy}),
 }
 

@@ -8,6 +8,7 @@ import pytest
 
 from lightning_wm.envs import (ENV_OPTIONS, ENVS, PAD_OPTIONS, PYBULLET_TASKS, check_env_options,
                                make_env)
+from lightning_wm.envs.atari import AtariEnv
 from lightning_wm.envs.mario import MarioEnv
 from lightning_wm.envs.pybullet import PyBulletEnv
 from lightning_wm.options import UnknownOptionsError
@@ -25,6 +26,8 @@ def _constructor(env_id: str):
         return PyBulletEnv, ("task",)
     if env_id == "mario":
         return MarioEnv, ()
+    if env_id == "atari":
+        return AtariEnv, ()
     return ENVS[env_id], ()
 
 
@@ -79,7 +82,7 @@ def test_option_values_are_checked_against_the_constructor_types():
         assert f"option '{next(iter(bad))}' expects" in str(info.value)
 
 
-@pytest.mark.parametrize("env_id", ["halfcheetah", "mario"])
+@pytest.mark.parametrize("env_id", ["halfcheetah", "mario", "atari"])
 def test_lazy_adapters_option_types_come_from_their_classes(env_id):
     from lightning_wm.options import declared_types
 

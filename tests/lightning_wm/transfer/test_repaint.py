@@ -86,9 +86,9 @@ def test_instance_transfer_keeps_exactly_the_transitions_at_or_above_zeta(teache
     term = it.term(student, {"teacher": {"obs": obs, "action": action, "advantage": advantage}})
     keep = [1, 2]  # advantages 0.5 and 2.0; -1.0 and 0.49 are below zeta
     with torch.no_grad():
-        behaviour = student.policy(obs[keep], it._teacher).log_prob(action[keep])
-        by_hand = clipped_surrogate(student.policy(obs[keep]).log_prob(action[keep]), behaviour,
-                                    advantage[keep], 0.2)
+        behaviour = student.policy({"obs": obs[keep]}, it._teacher).log_prob(action[keep])
+        student_log_prob = student.policy({"obs": obs[keep]}).log_prob(action[keep])
+        by_hand = clipped_surrogate(student_log_prob, behaviour, advantage[keep], 0.2)
     assert term.item() == pytest.approx(by_hand.item(), rel=1e-6)
     empty = it.term(student, {MAIN: {}})  # before the teacher's first phase: no term
     assert empty.item() == 0.0
