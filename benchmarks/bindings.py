@@ -34,25 +34,54 @@ def check_bindings(suite, check_agent: AgentCheck, check_env: EnvCheck,
                    callbacks: Mapping[str, Callable[..., Any]]) -> None:
     """Raise ``ValueError('<field path>: <problem>')`` for the first dict of ``suite`` (a
     :class:`benchmarks.suite.Suite` whose names are already checked) its receiver rejects."""
+    agents = {m.agent for m in suite.methods.values()} | {s.agent for s in suite.sources.values()}
     for pname, prof in suite.profiles.items():
-        profile_agent = (f"profiles.{pname}.agent_config", prof.agent_config)
-        for tname, task in suite.tasks.items():
-            _bind([(f"tasks.{tname}.options", task.options),
-                   (f"profiles.{pname}.task_options", prof.task_options)],
-                  lambda options, env=task.env: check_env(env, options))
+        for agent in prof.agent_configs:
+            if agent not in agents:
+                raise ValueError(f"profiles.{pname}.agent_configs.{agent}: no method or source "
+                                 f"of the suite uses agent {agent!r} (expected one of "
+                                 f"{sorted(agents)})")
+        _bind_envs(suite, pname, prof, check_env)
+
+        def profile_agent(agent: str) -> list[Layer]:
+            return [(f"profiles.{pname}.agent_config", prof.agent_config),
+                    (f"profiles.{pname}.agent_configs.{agent}", prof.agent_configs.get(agent, {}))]
+
         for sname, src in suite.sources.items():
-            _bind([(f"sources.{sname}.config", src.config), profile_agent],
+            _bind([(f"sources.{sname}.config", src.config), *profile_agent(src.agent)],
                   lambda config, agent=src.agent: check_agent(agent, config))
             _bind_callbacks(f"sources.{sname}", src.callbacks, pname, prof, callbacks, check_env)
         for i, tgt in enumerate(suite.targets):
             for mname in tgt.methods:
                 method = suite.methods[mname]
                 _bind([(f"methods.{mname}.config", method.config),
-                       (f"targets.{i}.agent_config", tgt.agent_config), profile_agent],
+                       (f"targets.{i}.agent_config", tgt.agent_config),
+                       *profile_agent(method.agent)],
                       lambda config, agent=method.agent: check_agent(agent, config))
         for mname, method in suite.methods.items():
             _bind_callbacks(f"methods.{mname}", method.callbacks, pname, prof, callbacks,
                             check_env)
+
+
+def _bind_envs(suite, pname: str, prof, check_env: EnvCheck) -> None:
+    """Every task's options under profile ``pname``; with its evaluation options; with the task
+    options of every method run on it."""
+    for tname, task in suite.tasks.items():
+        layers = [(f"tasks.{tname}.options", task.options),
+                  (f"profiles.{pname}.task_options", prof.task_options)]
+        check = (lambda options, env=task.env: check_env(env, options))
+        _bind(layers, check)
+        if task.eval_options:
+            _bind([*layers, (f"tasks.{tname}.eval_options", task.eval_options)], check)
+    for tgt in suite.targets:
+        task = suite.tasks[tgt.task]
+        for mname in tgt.methods:
+            method = suite.methods[mname]
+            if method.task_options:
+                _bind([(f"tasks.{tgt.task}.options", task.options),
+                       (f"profiles.{pname}.task_options", prof.task_options),
+                       (f"methods.{mname}.task_options", method.task_options)],
+                      lambda options, env=task.env: check_env(env, options))
 
 
 def _bind_callbacks(where: str, specs, pname: str, prof, registry: Mapping[str, Callable],

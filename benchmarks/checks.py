@@ -46,17 +46,11 @@ def check_env(env_id: str, options: Mapping[str, Any]) -> None:
 
 @cache
 def _env_types(env_id: str) -> dict[str, Any]:
-    from lightning_wm.envs import ENVS, PYBULLET_TASKS
+    from lightning_wm.envs import env_receiver
     from lightning_wm.options import declared_types
 
     # the lazy adapters take **options; their real receivers are importable without simulators
-    if env_id in PYBULLET_TASKS:
-        from lightning_wm.envs.pybullet import PyBulletEnv as receiver
-    elif env_id == "mario":
-        from lightning_wm.envs.mario import MarioEnv as receiver
-    else:
-        receiver = ENVS[env_id]
-    return {**declared_types(receiver), **PAD_TYPES}
+    return {**declared_types(env_receiver(env_id)), **PAD_TYPES}
 
 
 def cross_check(suite) -> None:

@@ -73,12 +73,18 @@ class _Builder:
         self.runs: dict[str, RunSpec] = {}
 
     def _common(self, agent: str, config: dict, tasks: list[str], callbacks, budget_role: str,
-                seed: int, slots: dict[str, str]) -> dict[str, Any]:
-        # profile task_options override every task's own (e.g. proprioceptive obs on a laptop)
+                seed: int, slots: dict[str, str], task_options: dict | None = None
+                ) -> dict[str, Any]:
+        # profile task_options override every task's own (e.g. proprioceptive obs on a laptop),
+        # a method's override both (its agent's observation format)
         envs = [{"env": self.suite.tasks[t].env,
-                 "options": {**self.suite.tasks[t].options, **self.profile.task_options}}
-                for t in tasks]
-        cfg = {**config, **self.profile.agent_config}  # profile overrides suite
+                 "options": {**self.suite.tasks[t].options, **self.profile.task_options,
+                             **(task_options or {})}} for t in tasks]
+        for env, t in zip(envs, tasks):  # only where set: other suites' run ids stay as they are
+            if self.suite.tasks[t].eval_options:
+                env["eval_options"] = dict(self.suite.tasks[t].eval_options)
+        # the profile overrides the suite, its per-agent block overrides both
+        cfg = {**config, **self.profile.agent_config, **self.profile.agent_configs.get(agent, {})}
         cbs = [cb.model_dump() for cb in callbacks]
         for cb in cbs:
             cb["args"] = {**cb["args"], **self.profile.callback_args.get(cb["name"], {})}
@@ -113,7 +119,7 @@ class _Builder:
         slots = {slot: self.source(tgt.sources[slot], sseed) for slot in m.uses}
         config = {**m.config, **tgt.agent_config}
         role = m.budget if tgt.budget is None else tgt.budget
-        c = self._common(m.agent, config, [task], m.callbacks, role, seed, slots)
+        c = self._common(m.agent, config, [task], m.callbacks, role, seed, slots, m.task_options)
         suffix = f"-b{source_seed}" if source_seed is not None else ""
         run_id = f"tgt-{task}-{method}-s{seed}{suffix}-{c['config_hash'][:8]}"
         self.runs[run_id] = RunSpec(

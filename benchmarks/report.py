@@ -43,9 +43,10 @@
 * Aggregates: each run's primary metric is normalised per task to fixed references declared in
   the suite, x -> (x - random) / (reference - random), like Atari's human-normalised score:
   random = the mean return of uniformly random actions on the task (measured, stated in the
-  suite's YAML); reference = the task's threshold, the suite's stated "solved" level. So random
-  play scores 0 and the solved level 1, and no method's score depends on which other methods
-  ran. Mean and IQM (mean of the middle 50 %) pool the (seeds x tasks) matrix of one method; the
+  suite's YAML); reference = the task's threshold, the suite's stated "solved" level, or where
+  the suite says so (Atari) the published human score, which makes it the human-normalised
+  score. So random play scores 0 and the reference 1, and no method's score depends on which
+  other methods ran. Mean and IQM (mean of the middle 50 %) pool the (seeds x tasks) matrix of one method; the
   median is over tasks of the per-task means (rliable's definitions), each with a 95 %
   stratified bootstrap CI. Where a task of the report has no declared random and reference
   score, or the profile's episodes are not those the scores were measured at, every aggregate
@@ -114,6 +115,8 @@ class SuiteFacts:
     reference_scores: Mapping[str, float] = field(default_factory=dict)
     #: profiles those scores hold at; None: every profile
     scores_hold_for: tuple[str, ...] | None = None
+    #: what the reference scores are: the tasks' thresholds, or published human scores
+    reference: str = "threshold"
 
 
 def facts_from_suite(suite: Suite) -> SuiteFacts:
@@ -125,7 +128,7 @@ def facts_from_suite(suite: Suite) -> SuiteFacts:
     return SuiteFacts(suite.baseline, dict(m.thresholds), dict(m.learn_within), m.early_fraction,
                       m.final_fraction, m.primary, refs, dict(m.success_below),
                       report_refs.suite_setups(suite), dict(m.random_scores),
-                      dict(m.reference_scores), held)
+                      dict(m.reference_scores), held, m.reference)
 
 
 def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
@@ -377,20 +380,23 @@ def write_report(root: Path, out: Path | None = None,
         facts_of[(name, profile)] = facts
         reports.append(build_report(runs, facts, reps=reps, notes=notes))
     js = json.dumps({"root": str(root), "reports": reports}, indent=2, allow_nan=False) + "\n"
+    # raw score files (every run's curve, metrics, provenance) for third parties
+    from benchmarks.scores import scores_document, write_scores
+    doc = scores_document(results, reports)
     try:
-        written = _write_files(out, groups, facts_of, js, render_markdown(reports, root))
-        # raw score files (every run's curve, metrics, provenance) for third parties
-        from benchmarks.scores import scores_document, write_scores
-        return written + write_scores(out, scores_document(results, reports))
+        written = _write_files(out, groups, facts_of, js, render_markdown(reports, root), doc)
+        return written + write_scores(out, doc)
     except OSError as e:
         raise ResultError(f"{e.filename or out}: cannot write the report ({e.strerror or e})") \
             from None
 
 
-def _write_files(out: Path, groups: dict, facts_of: dict, js: str, md: str) -> list[Path]:
+def _write_files(out: Path, groups: dict, facts_of: dict, js: str, md: str,
+                 doc: dict) -> list[Path]:
     from benchmarks import plots  # matplotlib only when files are written
     from benchmarks.plots_embedding import plot_embeddings
     from benchmarks.plots_reconstruction import plot_reconstructions
+    from benchmarks.plots_rliable import plot_rliable
 
     pngs = []
     for (name, profile), runs in sorted(groups.items()):
@@ -401,6 +407,8 @@ def _write_files(out: Path, groups: dict, facts_of: dict, js: str, md: str) -> l
                                          facts.thresholds if facts else None)
         pngs += plot_embeddings(runs, out)
         pngs += plot_reconstructions(runs, out)
+        if facts is not None and facts.reference == "human":  # Atari: rliable's figures too
+            pngs += [d.path for d in plot_rliable(doc, name, profile, out)]
     js_path = plots.figure_path(out, "leaderboard.json")
     md_path = plots.figure_path(out, "leaderboard.md")
     atomic_write_text(js_path, js)

@@ -25,15 +25,10 @@ class TaskSetup:
 
 def _env_defaults(env: str) -> dict[str, Any] | None:
     """Keyword defaults of an env's constructor; None for an env the registry does not know."""
-    from lightning_wm.envs import ENVS, PYBULLET_TASKS
-    if env in PYBULLET_TASKS:  # registered behind a **options factory: read the adapter itself
-        from lightning_wm.envs.pybullet import PyBulletEnv as factory
-    elif env == "mario":
-        from lightning_wm.envs.mario import MarioEnv as factory
-    elif env in ENVS:
-        factory = ENVS[env]
-    else:
+    from lightning_wm.envs import ENVS, env_receiver
+    if env not in ENVS:
         return None
+    factory = env_receiver(env)  # behind a **options factory: the adapter itself
     return {n: p.default for n, p in inspect.signature(factory).parameters.items()
             if p.default is not inspect.Parameter.empty}
 

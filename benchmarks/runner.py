@@ -105,12 +105,16 @@ def _spaces(make_env, envs: list[dict]) -> tuple[tuple[int, ...], int, bool, lis
     return obs, max(widths), discrete.pop(), shapes
 
 
-def _env_factory(make_env, envs: list[dict], obs_shape, action_dim: int, own_shapes):
+def _env_factory(make_env, envs: list[dict], obs_shape, action_dim: int, own_shapes,
+                 evaluation: bool = False):
+    """Task index -> env; ``evaluation``: with each task's ``eval_options`` applied on top."""
     from lightning_wm.envs.wrappers import PadSpaces
     pad = len(obs_shape) == 1 and len(set(own_shapes)) > 1
 
     def factory(task: int) -> gym.Env:
-        env = make_env(envs[task]["env"], envs[task]["options"])
+        e = envs[task]
+        options = {**e["options"], **e.get("eval_options", {})} if evaluation else e["options"]
+        env = make_env(e["env"], options)
         if pad or (isinstance(env.action_space, gym.spaces.Box) and len(envs) > 1):
             env = PadSpaces(env, obs_shape[0] if pad else None, action_dim)
         return env
@@ -261,11 +265,15 @@ def _train(spec: RunSpec, opts: ExecOptions, f: Factories, paths: dict[str, str]
                                  paths) for cb in spec.callbacks]
     callbacks.append(_safe_point_callback()())
     accelerator = opts.accelerator or spec.accelerator
+    evaluated = None
+    if any(e.get("eval_options") for e in spec.envs):
+        evaluated = _env_factory(f.make_env, spec.envs, obs_shape, action_dim, own, True)
     result = f.train(agent, _env_factory(f.make_env, spec.envs, obs_shape, action_dim, own),
                      list(range(len(spec.envs))), action_dim, budget=spec.budget, seed=spec.seed,
                      config=TrainingConfig(**spec.training), run_dir=folder, callbacks=callbacks,
                      accelerator=accelerator, devices=opts.devices, strategy=opts.strategy,
-                     label=spec.run_id, report=opts.report, logger=opts.logger)
+                     label=spec.run_id, report=opts.report, logger=opts.logger,
+                     make_eval_env=evaluated)
     return result
 
 

@@ -55,6 +55,8 @@ FiniteScore = Annotated[float, Field(allow_inf_nan=False)]
 class TaskSpec(_Strict):
     env: str
     options: dict[str, Any] = Field(default_factory=dict)
+    # options the learning curve's evaluation envs take on top (Atari: whole games, raw score)
+    eval_options: dict[str, Any] = Field(default_factory=dict)
 
 
 class CallbackSpec(_Strict):
@@ -78,6 +80,9 @@ class MethodSpec(_Strict):
     description: str = ""
     agent: str
     config: dict[str, Any] = Field(default_factory=dict)
+    # env options of this method's runs, over the task's and the profile's (an agent family's
+    # observation format: Atari frames for EfficientZero, 64x64 grayscale for DreamerV2)
+    task_options: dict[str, Any] = Field(default_factory=dict)
     callbacks: list[CallbackSpec] = Field(default_factory=list)
     uses: list[Name] = Field(default_factory=list)         # slots bound per target
     budget: str = "target"
@@ -107,6 +112,9 @@ class ProfileSpec(_Strict):
     methods: list[Name] | None = None         # subset of methods
     training: TrainingBlock = Field(default_factory=dict, validate_default=True)
     agent_config: dict[str, Any] = Field(default_factory=dict)  # overrides for every agent
+    # agent -> overrides for that agent's runs only, after agent_config (a suite whose methods
+    # use several agents, each with options of its own)
+    agent_configs: dict[Name, dict[str, Any]] = Field(default_factory=dict)
     task_options: dict[str, Any] = Field(default_factory=dict)  # overrides for every task's env
     # overrides for every callback of a name, e.g. a loss schedule's until_step at this budget
     callback_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -132,6 +140,10 @@ class MetricsSpec(_Strict):
     # the profiles whose episode settings those scores were measured at (None: every profile): a
     # profile with shorter episodes has another random return, and its aggregates stay raw
     scores_hold_for: list[Name] | None = None
+    # what reference_scores are: each task's threshold (the suite's "solved" level, the rule of
+    # the suites without a published reference), or published human scores (Atari's
+    # human-normalised score), which need not equal a threshold
+    reference: Literal["threshold", "human"] = "threshold"
 
     def check_scores(self, tasks, profiles) -> None:
         """Cross-field checks of the random and reference scores, given the suite's task and
@@ -142,9 +154,10 @@ class MetricsSpec(_Strict):
                     raise ValueError(f"metrics.{key}.{task}: unknown task {task!r} "
                                      f"(expected one of {sorted(tasks)})")
         for task, ref in self.reference_scores.items():
-            # the report's definitions state one rule for the reference, the task's threshold:
-            # a suite choosing otherwise would make that definition false for its leaderboard
-            thr = self.thresholds.get(task)
+            # the report's definitions state the rule for the reference, the task's threshold
+            # unless the suite says its references are human scores: a suite choosing otherwise
+            # would make that definition false for its leaderboard
+            thr = ref if self.reference == "human" else self.thresholds.get(task)
             if thr is None:
                 raise ValueError(f"metrics.reference_scores.{task}: the task has no threshold to "
                                  f"be its reference (expected 'metrics.thresholds.{task}: {ref}')")

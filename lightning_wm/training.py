@@ -216,14 +216,15 @@ def train(agent: L.LightningModule, make_env: EnvFactory, tasks: Sequence[int], 
           budget: int, seed: int, config: TrainingConfig, run_dir: Path,
           callbacks: Sequence[L.Callback] = (), accelerator: str = "cpu", devices: int | str = 1,
           strategy: str = "auto", label: str = "run", report: Callable[[str], None] | None = None,
-          logger: str = "csv") -> TrainResult:
-    """Train ``agent`` for ``budget`` env steps; resume from ``run_dir/checkpoints/last.ckpt``."""
+          logger: str = "csv", make_eval_env: EnvFactory | None = None) -> TrainResult:
+    """Train ``agent`` for ``budget`` env steps; resume from ``run_dir/checkpoints/last.ckpt``.
+    The learning curve plays ``make_eval_env``'s envs (default: ``make_env``'s)."""
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / CHECKPOINTS
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / LAST
     dm = PipelineDataModule(make_env, list(tasks), action_dim, budget, seed, config,
-                            agent.data_needs())
+                            agent.data_needs(), make_eval_env)
     extra: list[L.Callback] = [PhaseCheckpoint(last, config.checkpoint_every)]
     if report is not None:
         extra.append(Progress(label, report, budget))

@@ -58,12 +58,23 @@ def _ppo(obs_shape, action_dim, discrete, **config) -> Agent:
     return PPOAgent(obs_shape, action_dim, bool(discrete), **config)
 
 
+def _efficientzero(obs_shape, action_dim, discrete, **config) -> Agent:
+    from lightning_wm.agents.efficientzero import EfficientZeroAgent
+    if not discrete:
+        raise ValueError("efficientzero takes discrete actions only (its search enumerates them)")
+    if len(obs_shape) not in (1, 3):
+        raise ValueError(f"efficientzero needs [C, H, W] uint8 images or flat vectors, "
+                         f"got {obs_shape}")
+    return EfficientZeroAgent(obs_shape, action_dim, **config)
+
+
 AGENTS: dict[str, Callable[..., Agent]] = {
     "tiny_q": _tiny_q,
     "crar": _crar,
     "dreamer": _dreamer,
     "dreamer_v2": _dreamer_v2,
     "ppo": _ppo,
+    "efficientzero": _efficientzero,
 }
 
 
@@ -123,6 +134,16 @@ def _check_resolved(name: str, resolve: Callable[..., dict], config: dict) -> No
     resolve(size, {k: v for k, v in config.items() if k not in MAKE_AGENT_KEYS})
 
 
+def _check_efficientzero(config: dict, discrete: bool | None) -> None:
+    if discrete is False:
+        raise ValueError("efficientzero takes discrete actions only")
+    size = config.pop("size", configs.EFFICIENTZERO_DEFAULT_SIZE)
+    accepted = set(configs.resolve_efficientzero(size, {})) | {"size", *MAKE_AGENT_KEYS}
+    check_options("agent 'efficientzero'", config, accepted)
+    configs.resolve_efficientzero(size, {k: v for k, v in config.items()
+                                         if k not in MAKE_AGENT_KEYS})
+
+
 def _check_dreamer(config: dict, discrete: bool | None) -> None:
     _check_resolved("dreamer", configs.resolve_dreamer, config)
 
@@ -147,4 +168,5 @@ _CHECKS: dict[str, Callable[[dict, bool | None], None]] = {
     "dreamer": _check_dreamer,
     "dreamer_v2": _check_dreamer_v2,
     "ppo": _check_ppo,
+    "efficientzero": _check_efficientzero,
 }

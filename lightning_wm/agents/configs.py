@@ -121,3 +121,64 @@ CRAR_OPTIONS = ("abstract_dim", "encoder", "hidden", "layers", "lr", "gamma", "c
 PPO_OPTIONS = ("hidden", "layers", "lr", "gamma", "lam", "clip", "epochs", "minibatches",
                "value_coef", "ent_coef", "max_grad_norm", "init_log_std", "depth",
                "normalise_obs")
+
+
+# -- EfficientZero ---------------------------------------------------------------------------
+#: the ``size`` an EfficientZero constructor builds when a config names none (a toy env's
+#: vector or 16×16 frames: the cheap size of tests and the fake suite)
+EFFICIENTZERO_DEFAULT_SIZE = "tiny"
+SEARCHES = ("gumbel", "puct")
+OPTIMISERS = ("adam", "sgd")
+
+#: everything not a size: EfficientZero's Atari values (Ye et al. 2021, the released config)
+#: where they exist. ``optimiser`` adam (EfficientZero: SGD, lr 0.2 with warm-up, momentum 0.9,
+#: weight decay 1e-4, available as ``optimiser: sgd``); ``clip`` 5 is its gradient-norm clip;
+#: ``target_every`` 200 its target-model interval; pUCT's constants and Dirichlet(0.3) at 25 %
+#: are MuZero's; Gumbel's ``num_considered`` 16, ``c_visit`` 50, ``c_scale`` 0.1 are Danihelka
+#: et al.'s (2022).
+EFFICIENTZERO_DEFAULTS: dict[str, Any] = dict(
+    gamma=0.997, lr=1e-3, optimiser="adam", momentum=0.9, weight_decay=1e-4, clip=5.0,
+    target_every=200, lstm_horizon=5, temperature=1.0,
+    dirichlet_alpha=0.3, noise_fraction=0.25, pb_c_init=1.25, pb_c_base=19652.0, min_delta=0.01,
+    num_considered=16, c_visit=50.0, c_scale=0.1,
+    action_encoding="scalar", normalise_latent=False,
+    # windows may start at any step and run past an episode's end (EfficientZero pads its
+    # targets there); plain windows never unroll over an episode's last n transitions
+    absorbing=True,
+)
+
+#: ``size`` presets; the size also names the networks' table (``nets.efficientzero.SIZES``).
+#: ``unroll`` K and ``n_step`` n (window = K + n + 1 steps), the search and its simulations, and
+#: the value / value-prefix supports S (atoms −S..S). ``paper``: EfficientZero's Atari 100k
+#: (K = n = 5, 50 pUCT simulations, S = 300).
+EFFICIENTZERO_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(unroll=3, n_step=3, search="gumbel", simulations=6, value_support=10,
+                 reward_support=10, target_every=50),
+    "small": dict(unroll=5, n_step=5, search="gumbel", simulations=8, value_support=50,
+                  reward_support=50),
+    "paper": dict(unroll=5, n_step=5, search="puct", simulations=50, value_support=300,
+                  reward_support=300),
+}
+
+
+def check_efficientzero(cfg: Config) -> None:
+    """EfficientZero's checks of a resolved config (``ValueError``)."""
+    if cfg["search"] not in SEARCHES:
+        raise ValueError(f"search must be one of {list(SEARCHES)}, not {cfg['search']!r}")
+    if cfg["optimiser"] not in OPTIMISERS:
+        raise ValueError(f"optimiser must be one of {list(OPTIMISERS)}, not {cfg['optimiser']!r}")
+    if cfg["action_encoding"] not in ("scalar", "one_hot"):
+        raise ValueError(f"action_encoding must be scalar|one_hot, not {cfg['action_encoding']!r}")
+    for key in ("unroll", "n_step", "simulations", "lstm_horizon", "target_every",
+                "value_support", "reward_support", "num_considered"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {cfg[key]!r}")
+    if not 0.0 < float(cfg["gamma"]) <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {cfg['gamma']!r}")
+
+
+def resolve_efficientzero(size: str, overrides: Config) -> dict[str, Any]:
+    """EfficientZero's ``size`` preset + :data:`EFFICIENTZERO_DEFAULTS`, then ``overrides``, then
+    :func:`check_efficientzero`."""
+    return resolve_preset("EfficientZero", EFFICIENTZERO_DEFAULTS, EFFICIENTZERO_SIZES, size,
+                          overrides, check_efficientzero)

@@ -75,12 +75,15 @@ class Collector:
     same results as in-process stepping (``env_workers=0``)."""
 
     def __init__(self, make_env: EnvFactory, tasks: list[int], num_envs: int, action_dim: int,
-                 seed: int, task_sampling: str = "round_robin", env_workers: int = 0) -> None:
+                 seed: int, task_sampling: str = "round_robin", env_workers: int = 0,
+                 make_eval_env: EnvFactory | None = None) -> None:
         if task_sampling not in ("round_robin", "uniform"):
             raise ValueError(f"task_sampling must be 'round_robin' or 'uniform', not {task_sampling!r}")
         if env_workers < 0:
             raise ValueError(f"env_workers must be >= 0, not {env_workers}")
         self.make_env, self.tasks = make_env, list(tasks)
+        # evaluation may play another version of a task (Atari: whole games, raw game score)
+        self.make_eval_env = make_env if make_eval_env is None else make_eval_env
         self.action_dim, self.seed, self.task_sampling = action_dim, seed, task_sampling
         self.slots = [_Slot() for _ in range(num_envs)]
         self.episodes_started = 0
@@ -186,7 +189,7 @@ class Collector:
         """
         width = max(1, min(episodes, len(self.slots)))
         envs = self.eval_envs.setdefault(task, [])
-        envs += [self.make_env(task) for _ in range(width - len(envs))]
+        envs += [self.make_eval_env(task) for _ in range(width - len(envs))]
         rng = np.random.default_rng(derive_seed(self.seed, 10, task, index))
         total = 0.0
         for start in range(0, episodes, width):

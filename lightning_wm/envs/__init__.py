@@ -85,6 +85,21 @@ ENV_OPTIONS: dict[str, frozenset[str]] = {
 }
 
 
+def env_receiver(env_id: str) -> Callable[..., gym.Env]:
+    """The class that finally receives env ``env_id``'s options: the adapter behind a lazy
+    factory (importable without its simulator), the registered constructor otherwise."""
+    if env_id in PYBULLET_TASKS:
+        from lightning_wm.envs.pybullet import PyBulletEnv
+        return PyBulletEnv
+    if env_id == "mario":
+        from lightning_wm.envs.mario import MarioEnv
+        return MarioEnv
+    if env_id == "atari":
+        from lightning_wm.envs.atari import AtariEnv
+        return AtariEnv
+    return ENVS[env_id]
+
+
 def check_env_options(env_id: str, options: Mapping[str, Any]) -> None:
     """Raise :class:`~lightning_wm.options.UnknownOptionsError` for keys of ``options`` env
     ``env_id`` does not take, without building the env (nor importing its simulator)."""

@@ -73,9 +73,11 @@ class _Batches(IterableDataset):
 
 class PipelineDataModule(L.LightningDataModule):
     def __init__(self, make_env: EnvFactory, tasks: list[int], action_dim: int, budget: int,
-                 seed: int, config: TrainingConfig, needs: DataNeeds) -> None:
+                 seed: int, config: TrainingConfig, needs: DataNeeds,
+                 make_eval_env: EnvFactory | None = None) -> None:
         super().__init__()
         self.make_env, self.tasks, self.action_dim = make_env, list(tasks), action_dim
+        self.make_eval_env = make_eval_env
         self.budget, self.seed, self.config, self.needs = budget, seed, config, needs
         self.rank, self.world = 0, 1
         self.driver: Driver | None = None
@@ -95,7 +97,7 @@ class PipelineDataModule(L.LightningDataModule):
         # each rank collects its share with its own envs and seeds
         collector = Collector(self.make_env, self.tasks, cfg.num_envs, self.action_dim,
                               derive_seed(self.seed, 5, self.rank), cfg.task_sampling,
-                              cfg.env_workers)
+                              cfg.env_workers, self.make_eval_env)
         main = self._main_source(np.random.default_rng(derive_seed(self.seed, 4, self.rank)))
         evaluator = Evaluator(self.tasks, cfg.eval_every, cfg.eval_episodes, cfg.eval_epsilon)
         self.driver = Driver(collector, main, evaluator, cfg, -(-self.budget // self.world),

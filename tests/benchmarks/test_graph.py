@@ -340,3 +340,20 @@ def test_order_names_unknown_dependencies(smoke):
     a = dataclasses.replace(smoke[0], deps=["ghost-run"])
     with pytest.raises(SuiteError, match=r"unknown runs \['ghost-run'\]"):
         order([a])
+
+
+def test_evaluation_options_and_a_methods_env_options_reach_its_runs_only(tmp_path):
+    def mutate(data):
+        data["tasks"]["slippery"]["eval_options"] = {"slip": 0.0}
+        data["methods"]["finetune"]["task_options"] = {"length": 9}
+        data["profiles"]["smoke"]["agent_configs"] = {"tiny_q": {"hidden": 8}}
+
+    runs = {(r.name, r.task): r for r in expand(_suite(tmp_path, mutate), "smoke")}
+    scratch, finetune = runs[("scratch", "slippery")], runs[("finetune", "slippery")]
+    assert scratch.envs[0]["eval_options"] == {"slip": 0.0}
+    assert finetune.envs[0]["options"]["length"] == 9 != scratch.envs[0]["options"]["length"]
+    assert scratch.agent_config["hidden"] == 8
+    source = next(r for r in runs.values() if r.kind == "source")
+    assert "eval_options" not in source.envs[0]  # its task declares none: its id is unchanged
+    plain = {(r.name, r.task): r.config_hash for r in expand(_suite(tmp_path), "smoke")}
+    assert plain[("scratch", "slippery")] != scratch.config_hash

@@ -113,6 +113,9 @@ BAD = {
     "scores_hold_for_unknown_profile": (
         set_key("metrics.scores_hold_for", ["laptop", "weekly"]), "metrics.scores_hold_for.1",
         ["unknown profile 'weekly'", "expected one of", "'laptop', 'nightly'"]),
+    "agent_configs_of_an_unused_agent": (
+        set_key("profiles.smoke.agent_configs", {"ppo": {"lr": 0.1}}),
+        "profiles.smoke.agent_configs.ppo", ["no method or source", "'tiny_q'"]),
     "callback_sources_not_a_list": (
         set_key("methods.finetune.callbacks.0.args", {"sources": "base"}),
         "methods.finetune.callbacks.0.args.sources", ["non-empty list of slots"]),
@@ -293,6 +296,12 @@ TYPOS = {
                      "slip"),
     "profile_task_options": (set_key("profiles.nightly.task_options", {"lenght": 4}),
                              "profiles.nightly.task_options", "lenght", "length"),
+    "eval_options": (set_key("tasks.slippery.eval_options", {"slipp": 0.0}),
+                     "tasks.slippery.eval_options", "slipp", "slip"),
+    "method_task_options": (set_key("methods.scratch.task_options", {"lenght": 4}),
+                            "methods.scratch.task_options", "lenght", "length"),
+    "profile_agent_configs": (set_key("profiles.laptop.agent_configs", {"tiny_q": {"gama": 0.9}}),
+                              "profiles.laptop.agent_configs.tiny_q", "gama", "gamma"),
     "training_block": (set_key("profiles.smoke.training.colect_every", 10),
                        "profiles.smoke.training", "colect_every", "collect_every"),
 }
@@ -414,3 +423,10 @@ def test_env_option_arguments_name_real_callback_parameters():
     for name, (env_arg, options_arg) in ENV_OPTION_ARGS.items():
         params = inspect.signature(CALLBACK_REGISTRY[name]).parameters
         assert env_arg in params and options_arg in params, name
+
+
+def test_human_references_need_not_be_thresholds(tmp_path):
+    data = copy.deepcopy(VALID)
+    data["metrics"].update(reference="human", random_scores={"slippery": 0.0},
+                           reference_scores={"slippery": 0.94})  # the threshold is 0.8
+    assert load_suite(_write(tmp_path, data)).metrics.reference == "human"

@@ -17,6 +17,7 @@ CASES = {
     "dreamer_v2": ((4,), 3, True, {"size": "tiny"},
                    {Reconstructs, MetaRewards, ExplicitPolicy}),
     "ppo": ((4,), 2, False, {}, {ExplicitPolicy}),
+    "efficientzero": ((4,), 2, True, {"size": "tiny"}, set()),
 }
 
 

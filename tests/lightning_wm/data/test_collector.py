@@ -545,3 +545,14 @@ def test_evaluation_epsilon_is_seeded_and_takes_random_actions():
     assert greedy == pytest.approx(1 - 4 * 0.01)   # always right: optimal
     assert noisy[0] == noisy[1]                     # same index, same random actions
     assert noisy[0] < greedy                        # random moves cost steps
+
+
+def test_evaluation_plays_the_evaluation_envs_and_training_its_own():
+    # training on a costly corridor, evaluated on a free one (as Atari trains on clipped rewards
+    # and scores raw game points)
+    collector = Collector(corridor_factory(length=6, step_cost=0.1), [0], 1, ACTION_DIM, 0,
+                          make_eval_env=corridor_factory(length=6, step_cost=0.0))
+    assert collector.evaluate(right_policy(), 0, 2, index=0) == pytest.approx(1.0)
+    replay = EpisodeReplay(10_000)
+    returns = collector.collect(right_policy(), 5, replay)
+    assert returns == [pytest.approx(1 - 4 * 0.1)]

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from lightning_wm.envs import (ENV_OPTIONS, ENVS, PAD_OPTIONS, PYBULLET_TASKS, check_env_options,
-                               make_env)
+                               env_receiver, make_env)
 from lightning_wm.envs.atari import AtariEnv
 from lightning_wm.envs.mario import MarioEnv
 from lightning_wm.envs.pybullet import PyBulletEnv
@@ -22,13 +22,7 @@ def _keyword_names(cls, supplied=()) -> set[str]:
 
 def _constructor(env_id: str):
     """The class that finally receives an env id's options (the lazy adapters' real ones)."""
-    if env_id in PYBULLET_TASKS:
-        return PyBulletEnv, ("task",)
-    if env_id == "mario":
-        return MarioEnv, ()
-    if env_id == "atari":
-        return AtariEnv, ()
-    return ENVS[env_id], ()
+    return env_receiver(env_id), ("task",) if env_id in PYBULLET_TASKS else ()
 
 
 @pytest.mark.parametrize("env_id", sorted(ENVS))
@@ -88,3 +82,8 @@ def test_lazy_adapters_option_types_come_from_their_classes(env_id):
 
     cls, supplied = _constructor(env_id)
     assert ENV_OPTIONS[env_id] - set(PAD_OPTIONS) <= set(declared_types(cls)) - set(supplied)
+
+
+def test_lazy_env_ids_name_their_adapter_classes():
+    assert env_receiver("hopper") is PyBulletEnv and env_receiver("mario") is MarioEnv
+    assert env_receiver("atari") is AtariEnv and env_receiver("corridor") is ENVS["corridor"]
