@@ -25,6 +25,7 @@ GROUPS = {
     "collector": "test_collection_speed.py",  # results/bench/env_speed.md
     "dreamer": "test_dreamer_speed.py",       # results/bench/dreamer_update.md
     "mario": "test_mario_speed.py",           # results/bench/mario_env.md
+    "efficientzero": "test_efficientzero_speed.py",  # results/bench/efficientzero.md
 }
 RATE = re.compile(r"_per_(cpu_)?s$")  # extra_info keys that are rates: env_steps_per_s, ...
 

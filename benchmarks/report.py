@@ -46,11 +46,13 @@
   suite's YAML); reference = the task's threshold, the suite's stated "solved" level, or where
   the suite says so (Atari) the published human score, which makes it the human-normalised
   score. So random play scores 0 and the reference 1, and no method's score depends on which
-  other methods ran. Mean and IQM (mean of the middle 50 %) pool the (seeds x tasks) matrix of one method; the
-  median is over tasks of the per-task means (rliable's definitions), each with a 95 %
-  stratified bootstrap CI. Where a task of the report has no declared random and reference
-  score, or the profile's episodes are not those the scores were measured at, every aggregate
-  of that report is raw and a note says why.
+  other methods ran. Mean and IQM (mean of the middle 50 %) pool the (seeds x tasks) matrix of
+  one method; the median is over tasks of the per-task means (rliable's definitions), each
+  with a 95 % stratified bootstrap CI; on the fixed scale also the optimality gap (the mean
+  shortfall below the reference, a score above it counting as 1) and each task's normalised
+  mean over seeds. Where a task of the report has no declared random and reference score, or
+  the profile's episodes are not those the scores were measured at, every aggregate of that
+  report is raw and a note says why.
 * Run counts: failed/blocked runs count against a method; interrupted runs (stopped by a signal,
   resumable) and running ones are pending, counted apart and left out of every number.
 """
@@ -263,11 +265,15 @@ def _aggregates(targets: list[RunResult], facts: SuiteFacts, profile: str, reps:
             out["methods"][method] = {"tasks": tasks, "n_seeds": 0, "note": "no seed common to all tasks"}
             continue
         mat = np.array([[per_seed[(t, method)][s] for t in tasks] for s in seeds])
+        row: dict[str, Any] = {"tasks": tasks, "n_seeds": len(seeds)}
         if scale is not None:
             mat = M.reference_normalised(mat, [scale[t][0] for t in tasks],
                                          [scale[t][1] for t in tasks])
-        out["methods"][method] = {"tasks": tasks, "n_seeds": len(seeds),
-                                  **M.aggregate_table(mat, reps=reps, seed=seed)}
+            # on a fixed scale: the shortfall below the reference, and each task's mean
+            row["optimality_gap"] = M.stratified_bootstrap_ci(
+                mat, M.optimality_gap, reps, seed=seed).as_dict()
+            row["per_task"] = dict(zip(tasks, (float(v) for v in mat.mean(axis=0))))
+        out["methods"][method] = {**row, **M.aggregate_table(mat, reps=reps, seed=seed)}
     return out
 
 

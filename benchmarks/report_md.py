@@ -151,10 +151,20 @@ def _md_aggregates(agg: dict) -> list[str]:
         lines += ["- scale per task (random -> 0, reference -> 1): " + "; ".join(
             f"{t}: random {_num(v['random'])}, reference {_num(v['reference'])}"
             for t, v in agg["scale"].items()), ""]
-    return lines + _table(
-        ["method", "tasks", "seeds", "mean", "median", "IQM"],
+    methods = agg["methods"]
+    gap = any("optimality_gap" in a for a in methods.values())
+    lines += _table(
+        ["method", "tasks", "seeds", "mean", "median", "IQM"] + (["optimality gap"] if gap else []),
         [[m, ", ".join(a["tasks"]), a["n_seeds"], _fmt(a.get("mean")), _fmt(a.get("median")),
-          _fmt(a.get("iqm"))] for m, a in agg["methods"].items()])
+          _fmt(a.get("iqm"))] + ([_fmt(a.get("optimality_gap"))] if gap else [])
+         for m, a in methods.items()])
+    per_task = sorted({t for a in methods.values() for t in a.get("per_task", {})})
+    if per_task:  # each task's normalised mean over seeds, beside the raw cells above
+        lines += ["Normalised per task (mean over seeds):", ""] + _table(
+            ["method", *per_task],
+            [[m, *(_num(a["per_task"][t]) if t in a.get("per_task", {}) else "—"
+                   for t in per_task)] for m, a in methods.items()])
+    return lines
 
 
 def _md_group(rep: dict) -> list[str]:

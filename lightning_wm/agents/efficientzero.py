@@ -51,7 +51,7 @@ from lightning_wm.agents.configs import EFFICIENTZERO_DEFAULT_SIZE, resolve_effi
 from lightning_wm.agents.parts.efficientzero_loss import (LatentStep, search, state_masks,
                                                           taken_actions, transitions)
 from lightning_wm.agents.parts.muzero_targets import (EFFICIENTZERO_LOSS_WEIGHTS,
-                                                      categorical_to_scalar, consistency_loss,
+                                                      consistency_loss,
                                                       cross_entropy, n_step_value_targets,
                                                       scalar_cross_entropy, scale_gradient,
                                                       value_prefix_targets)

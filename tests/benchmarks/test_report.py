@@ -205,7 +205,12 @@ def test_aggregates_on_the_fixed_scale_match_hand_computed(tmp_path):
     assert transfer["mean"]["point"] == pytest.approx(1.125)   # 6.75 / 6
     assert transfer["median"]["point"] == pytest.approx(1.125)  # per-task means 1.75 and 0.5
     assert transfer["tasks"] == ["push", "reach"] and transfer["n_seeds"] == 3
+    # optimality gap: mean of 1 - min(x, 1): scratch reach 0, 0, .125; push 1, .75, 1.25 -> 3.125/6
+    assert scratch["optimality_gap"]["point"] == pytest.approx(3.125 / 6)
+    assert scratch["per_task"] == pytest.approx({"reach": 1.0, "push": 0.0})
+    assert transfer["per_task"] == pytest.approx({"reach": 1.75, "push": 0.5})
     md = "\n".join(report_md._md_aggregates(agg))
+    assert "| transfer | 0.50 | 1.75 |" in md  # the per-task table, tasks in order push, reach
     assert "push: random 5.00, reference 7.00; reach: random 1.00, reference 5.00" in md
 
 
