@@ -237,6 +237,7 @@ class EfficientZeroAgent(Agent):
         with modes(self.components, train=True, keep_frozen_stats=True):
             total, terms = self.group_loss(ALL, self.stream_terms(batches), batches)
             step_group(optimiser, total, backward, float(self.cfg["clip"]))
+        _average_norm_statistics(self.components)
         self.updates.add_(1)
         self.log_terms(terms)
         return sum(t.detach() for t in terms.values())
@@ -263,3 +264,17 @@ class EfficientZeroAgent(Agent):
             return torch.optim.SGD(params, lr=float(c["lr"]), momentum=float(c["momentum"]),
                                    weight_decay=float(c["weight_decay"]))
         return torch.optim.Adam(params, lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
+
+
+def _average_norm_statistics(components: nn.Module) -> None:
+    """Under torch.distributed, every BatchNorm's running statistics averaged over the ranks.
+    The update is not a DDP forward, so DDP never broadcasts these buffers, and each rank's
+    batches would otherwise leave the ranks acting (in eval mode) with different statistics."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    for module in components.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+            for stat in (module.running_mean, module.running_var):
+                torch.distributed.all_reduce(stat)
+                stat.div_(world)

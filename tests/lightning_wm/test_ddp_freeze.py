@@ -37,9 +37,11 @@ CASES = {
     "dreamer": ("point", {"max_steps": 20}, (4,), 2, False, {"size": "tiny"}),
     "dreamer_v2": ("point", {"max_steps": 20, "discrete": True}, (4,), 5, True, {"size": "tiny"}),
     "ppo": ("point", {"max_steps": 20}, (4,), 2, False, {"epochs": 2, "minibatches": 2}),
+    "efficientzero": ("corridor", {}, (8,), 2, True, {"size": "tiny"}),
 }
-#: the component each agent's run freezes (PPO on flat observations has no encoder)
-FROZEN = {name: "encoder" for name in CASES} | {"ppo": "value"}
+#: the component each agent's run freezes (PPO on flat observations has no encoder; the MuZero
+#: family calls its encoder the representation function)
+FROZEN = {name: "encoder" for name in CASES} | {"ppo": "value", "efficientzero": "representation"}
 #: on-policy agents take no random prefill: their first phase is an update's data already
 PREFILL = {name: 40 for name in CASES} | {"ppo": 0}
 #: updates per rank: prefill 40, then two phases of 4 updates; PPO: three phases of 4 iterations
