@@ -205,14 +205,16 @@ class DreamerAgent(Agent, Reconstructs, MetaRewards, ExplicitPolicy):
     def policy_components(self) -> tuple[str, ...]:
         return ("encoder", "representation", "transition", "actor")
 
-    def _rssm_of(self, nets: Mapping[str, nn.Module]) -> RSSM:
-        return RSSM(nets["transition"], nets["representation"], self.latent)
+    def _model_of(self, nets: Mapping[str, nn.Module]) -> WorldModel:
+        """A world model over ``nets`` (a teacher's encoder, representation and transition): its
+        filter, not its losses, which would need the heads a teacher does not carry."""
+        return WorldModel(nets, self.latent, nn.ModuleList(), self.world_model.options)
 
     @torch.no_grad()
     def _filtered(self, batch: Batch, nets: Mapping[str, nn.Module]) -> torch.Tensor:
         """Posterior features ``[B, T, F]`` of the replay windows under ``nets``' world model."""
-        states, _, _ = self._rssm_of(nets).observe(nets["encoder"](batch["obs"]),
-                                                   batch["action"].float(), batch["is_first"])
+        states, _, _ = self._model_of(nets).rssm.observe(
+            nets["encoder"](batch["obs"]), batch["action"].float(), batch["is_first"])
         return states.feature()
 
     def policy(self, batch: Batch, nets: Mapping[str, nn.Module] | None = None):
@@ -241,15 +243,15 @@ class DreamerAgent(Agent, Reconstructs, MetaRewards, ExplicitPolicy):
         """Filter ``obs`` with ``nets``' world model and draw from their actor (no exploration
         noise: the behaviour policy is π_teacher itself). The latent sample and the action draw
         use a seed taken from ``generator``, so the student's random streams never move."""
-        rssm, n = self._rssm_of(nets), len(obs)
+        model, n = self._model_of(nets), len(obs)
         if state is None:
-            state = (rssm.initial(n, obs.device), torch.zeros(n, self.action_dim))
+            state = (model.rssm.initial(n, obs.device), torch.zeros(n, self.action_dim))
         keep = (~is_first.bool()).float().unsqueeze(-1)
         latent, previous = state[0].map(lambda x: x * keep), state[1] * keep
         seed = int(torch.randint(2 ** 62, (), generator=generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            latent, _, _ = rssm.obs_step(latent, previous, nets["encoder"](obs))
+            latent = model.filter_step(latent, previous, obs)
             action = nets["actor"](latent.feature())
         return action, (latent, action)
 
