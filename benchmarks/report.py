@@ -61,7 +61,6 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -70,11 +69,17 @@ import numpy as np
 
 from benchmarks.results import (NO_RUNS, ResultError, RunResult, as_jsonable, atomic_write_text,
                                 curve_of, load_results)
-from benchmarks import diagnostics_report as D, report_md, report_refs
+from benchmarks import diagnostics_report as D, report_aggregates as A, report_md, report_refs
+from benchmarks.suite_facts import Reference, SuiteFacts, as_facts, facts_from_suite
 from benchmarks.report_cost import charged, ci as _ci, equal_compute, source_shares
 from benchmarks.suite import Suite, SuiteError, load_suite, suite_names
 from lightning_wm import metrics as M
 from lightning_wm.metrics.curves import THRESHOLD_DEFINITION
+
+#: the facts' types live in benchmarks.suite_facts; callers may import them from here
+__all__ = ["Reference", "SuiteFacts", "as_facts", "build_report", "facts_from_suite",
+           "comparison", "registered_suite", "render_markdown", "run_scores", "suite_facts",
+           "write_report"]
 
 FAILED = ("failed", "blocked")
 #: not finished yet, through no fault of the method: a rerun resumes or restarts them
@@ -84,57 +89,6 @@ REFERENCE_PATHS = {"auc": ("auc", "point"), "final": ("final", "point"),
                    "transfer_ratio": ("transfer", "transfer_ratio"),
                    "threshold_reduction": ("transfer", "threshold", "reduction_pct"),
                    "best": ("best", "point")}
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A paper's values for one metric: task -> method -> value."""
-    name: str
-    citation: str
-    metric: str
-    values: Mapping[str, Mapping[str, float | str]]
-    budget_env_steps: int | None = None
-    observation: str | None = None
-    random_return: Mapping[str, float] = field(default_factory=dict)
-    our_random_return: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SuiteFacts:
-    """The few suite settings the report and the regression check need, as plain values."""
-    baseline: str = "scratch"
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    learn_within: Mapping[str, int] = field(default_factory=dict)
-    early_fraction: float = 0.1
-    final_fraction: float = 0.1
-    primary: str = "auc"
-    references: tuple[Reference, ...] = ()
-    success_below: Mapping[str, float] = field(default_factory=dict)
-    #: profile -> target task -> action repeat and observation, for the budget and the papers
-    setups: Mapping[str, Mapping[str, report_refs.TaskSetup]] = field(default_factory=dict)
-    #: task -> random policy's return and task -> reference return: the aggregates' fixed scale
-    random_scores: Mapping[str, float] = field(default_factory=dict)
-    reference_scores: Mapping[str, float] = field(default_factory=dict)
-    #: profiles those scores hold at; None: every profile
-    scores_hold_for: tuple[str, ...] | None = None
-    #: what the reference scores are: the tasks' thresholds, or published human scores
-    reference: str = "threshold"
-
-
-def facts_from_suite(suite: Suite) -> SuiteFacts:
-    m = suite.metrics
-    refs = tuple(Reference(r.name, r.citation, r.metric, r.values, r.budget_env_steps,
-                           r.observation, dict(r.random_return), dict(r.our_random_return))
-                 for r in suite.references)
-    held = None if m.scores_hold_for is None else tuple(m.scores_hold_for)
-    return SuiteFacts(suite.baseline, dict(m.thresholds), dict(m.learn_within), m.early_fraction,
-                      m.final_fraction, m.primary, refs, dict(m.success_below),
-                      report_refs.suite_setups(suite), dict(m.random_scores),
-                      dict(m.reference_scores), held, m.reference)
-
-
-def as_facts(suite: Suite | SuiteFacts | None) -> SuiteFacts | None:
-    return facts_from_suite(suite) if isinstance(suite, Suite) else suite
 
 
 def run_scores(r: RunResult, facts: SuiteFacts) -> dict[str, float]:
@@ -231,52 +185,6 @@ def _per_seed(targets: list[RunResult], facts: SuiteFacts) -> dict:
     return {k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in acc.items()}
 
 
-NORMALISED = "per task (x - random) / (reference - random), fixed in the suite"
-
-
-def _scale(tasks: list[str], facts: SuiteFacts, profile: str) -> tuple[dict | None, str | None]:
-    """task -> (random, reference) for every task, or None and the note saying why the
-    aggregates stay raw: a partial scale would mix units in one mean."""
-    held = facts.scores_hold_for
-    if held is not None and profile not in held:
-        return None, (f"raw values: the suite's random and reference scores were measured at the "
-                      f"episodes of profiles {', '.join(held)}, not those of profile '{profile}'")
-    missing = [t for t in tasks
-               if t not in facts.random_scores or t not in facts.reference_scores]
-    if missing:
-        return None, ("raw values: the suite declares no random and reference score for "
-                      f"{', '.join(missing)} (metrics.random_scores / metrics.reference_scores)")
-    return {t: (facts.random_scores[t], facts.reference_scores[t]) for t in tasks}, None
-
-
-def _aggregates(targets: list[RunResult], facts: SuiteFacts, profile: str, reps: int,
-                seed: int) -> dict:
-    per_seed = _per_seed(targets, facts)
-    scale, note = _scale(sorted({t for t, _ in per_seed}), facts, profile)
-    out: dict[str, Any] = {
-        "metric": facts.primary, "normalisation": "raw" if scale is None else NORMALISED,
-        "note": note, "scale": {t: {"random": lo, "reference": hi}
-                                for t, (lo, hi) in (scale or {}).items()},
-        "methods": {}}
-    for method in sorted({m for _, m in per_seed}):
-        tasks = sorted(t for t, m in per_seed if m == method)
-        seeds = sorted(set.intersection(*(set(per_seed[(t, method)]) for t in tasks)))
-        if not seeds:
-            out["methods"][method] = {"tasks": tasks, "n_seeds": 0, "note": "no seed common to all tasks"}
-            continue
-        mat = np.array([[per_seed[(t, method)][s] for t in tasks] for s in seeds])
-        row: dict[str, Any] = {"tasks": tasks, "n_seeds": len(seeds)}
-        if scale is not None:
-            mat = M.reference_normalised(mat, [scale[t][0] for t in tasks],
-                                         [scale[t][1] for t in tasks])
-            # on a fixed scale: the shortfall below the reference, and each task's mean
-            row["optimality_gap"] = M.stratified_bootstrap_ci(
-                mat, M.optimality_gap, reps, seed=seed).as_dict()
-            row["per_task"] = dict(zip(tasks, (float(v) for v in mat.mean(axis=0))))
-        out["methods"][method] = {**row, **M.aggregate_table(mat, reps=reps, seed=seed)}
-    return out
-
-
 def _sources(results: list[RunResult], facts: SuiteFacts) -> list[dict]:
     out = []
     for r in sorted(results, key=lambda r: (r.record.method, r.record.seed, r.record.run_id)):
@@ -318,7 +226,7 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
         cells_in[(r.record.task, r.record.method)].append(r)
     shares = source_shares(targets)
     cells = [_cell(t, m, rs, by_id, facts, reps, seed, shares,
-                   (_scale([t], facts, profile)[0] or {}).get(t))
+                   (A.scale([t], facts, profile)[0] or {}).get(t))
              for (t, m), rs in sorted(cells_in.items())]
     setups = facts.setups.get(profile, {})
     report = {
@@ -327,10 +235,12 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
         "generated": generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": {"baseline": facts.baseline, "primary": facts.primary,
                      "early_fraction": facts.early_fraction, "final_fraction": facts.final_fraction,
-                     "thresholds": dict(facts.thresholds)},
+                     "thresholds": dict(facts.thresholds),
+                     "comparison": comparison(cells, facts)},
         "notes": notes,
         "verdicts": report_refs.verdicts(cells, facts.baseline, facts.primary, setups),
-        "cells": cells, "aggregates": _aggregates(targets, facts, profile, reps, seed),
+        "cells": cells, "aggregates": A.aggregates(_per_seed(targets, facts), facts, profile,
+                                                          reps, seed),
         "references": report_refs.reference_tables(cells, facts.references, REFERENCE_PATHS,
                                                    facts.baseline, setups),
         "sources": _sources(results, facts),
@@ -339,6 +249,15 @@ def build_report(results: list[RunResult], suite: Suite | SuiteFacts | None, *, 
         "per_base_model": D.per_base_model(targets, facts.success_below),
         "success_below": dict(facts.success_below)}
     return as_jsonable(report)
+
+
+def comparison(cells: list[dict], facts: SuiteFacts) -> str:
+    """What the paired rows compare: ``"transfer"`` (a transfer method against scratch runs) or
+    ``"agents"`` (every paired method learns from scratch too, e.g. another agent family)."""
+    if facts.transfer_methods is None:
+        return "transfer"
+    paired = {c["method"] for c in cells if c["transfer"]}
+    return "transfer" if paired & set(facts.transfer_methods) or not paired else "agents"
 
 
 def registered_suite(name: str) -> Suite:

@@ -49,7 +49,20 @@ def _ratio_text(t: dict) -> str:
     return f"— ({t['transfer_ratio_note']})" if t.get("transfer_ratio_note") else "—"
 
 
-def _md_cells(cells: list[dict]) -> list[str]:
+#: headings of the paired sections by what they compare (the report's ``settings.comparison``)
+PAIRED_HEADINGS = {
+    "transfer": ("Transfer vs scratch (paired runs)",
+                 "Verdict (transfer minus scratch, paired by seed; 95% CIs)"),
+    "agents": ("Methods vs the baseline (paired runs; every method learns from scratch)",
+               "Verdict (method minus baseline, paired by seed; 95% CIs)"),
+}
+
+
+def _baseline_words(comparison: str) -> str:
+    return "scratch baseline" if comparison == "transfer" else "baseline (from scratch)"
+
+
+def _md_cells(cells: list[dict], comparison: str = "transfer") -> list[str]:
     lines = ["## Target tasks", ""] + _table(
         ["task", "method", "seeds", "AUC", "final", "best", "decisions to threshold (reached)",
          "failed/blocked", "interrupted/running"],
@@ -69,17 +82,20 @@ def _md_cells(cells: list[dict]) -> list[str]:
                      _num(cc.get("source_env_steps")), _charged_text(cc),
                      _charged_text(shared) if shared else "—"])
     if rows:
-        lines += ["## Transfer vs scratch (paired runs)", ""] + _table(
-            ["task", "method", "pairs", "jumpstart", "transfer ratio",
-             "decisions to threshold (transfer / scratch)", "reduction %", "P(improve)",
-             "source decisions", "cost-charged AUC diff", "shared-cost AUC diff"], rows)
+        headers = ["task", "method", "pairs", "jumpstart", "transfer ratio",
+                   "decisions to threshold (transfer / scratch)", "reduction %", "P(improve)",
+                   "source decisions", "cost-charged AUC diff", "shared-cost AUC diff"]
+        if comparison == "agents":  # no sources to charge; the ratio is of the two methods
+            headers[4:6] = ["AUC ratio", "decisions to threshold (method / baseline)"]
+            headers, rows = headers[:8], [row[:8] for row in rows]
+        lines += [f"## {PAIRED_HEADINGS[comparison][0]}", ""] + _table(headers, rows)
     return lines
 
 
-def _md_verdicts(verdicts: list[dict]) -> list[str]:
+def _md_verdicts(verdicts: list[dict], comparison: str = "transfer") -> list[str]:
     if not verdicts:
         return []
-    return (["## Verdict (transfer minus scratch, paired by seed; 95% CIs)", ""]
+    return ([f"## {PAIRED_HEADINGS[comparison][1]}", ""]
             + ["- " + v["text"].replace(f"→ {v['verdict']}", f"→ **{v['verdict']}**")
                for v in verdicts] + [""])
 
@@ -169,13 +185,15 @@ def _md_aggregates(agg: dict) -> list[str]:
 
 def _md_group(rep: dict) -> list[str]:
     s, agg = rep["settings"], rep["aggregates"]
+    comparison = s.get("comparison", "transfer")
     status = ", ".join(f"{n} {k}" for k, n in sorted(rep["status"].items()))
     lines = [f"# Leaderboard: suite `{rep['suite']}`, profile `{rep['profile']}`", "",
              f"- runs: {rep['n_runs']} ({status or 'none'}); date: {rep['generated']}",
-             f"- primary metric: {s['primary']}; scratch baseline: `{s['baseline']}`; "
+             f"- primary metric: {s['primary']}; {_baseline_words(comparison)}: `{s['baseline']}`; "
              f"early/final fraction: {s['early_fraction']}/{s['final_fraction']}"]
     lines += [f"- note: {n}" for n in rep["notes"]] + [""]
-    lines += _md_verdicts(rep.get("verdicts", [])) + _md_cells(rep["cells"])
+    lines += (_md_verdicts(rep.get("verdicts", []), comparison)
+              + _md_cells(rep["cells"], comparison))
     lines += _md_aggregates(agg)
     for ref in rep["references"]:
         lines += _md_reference(ref)

@@ -313,3 +313,28 @@ def test_repeated_eval_step_keeps_last_value(tmp_path):
     write_curve(run_dir, [0, 500, 500, 1000], [0.0, 99.0, 5.0, 10.0])
     report = build_report(load_results(tmp_path), FACTS, reps=50)
     assert _cell(report, "scratch")["auc"]["point"] == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("transfer_methods, comparison, heading", [
+    (None, "transfer", "## Transfer vs scratch (paired runs)"),        # suite unknown
+    (("transfer",), "transfer", "## Transfer vs scratch (paired runs)"),
+    ((), "agents", "## Methods vs the baseline (paired runs; every method learns from scratch)"),
+])
+def test_paired_rows_say_whether_they_compare_transfer_or_agents(root, transfer_methods,
+                                                                  comparison, heading):
+    # a suite whose paired methods are other agents from scratch (atari100k's DreamerV2 against
+    # EfficientZero) must not call the comparison "transfer vs scratch"
+    facts = SuiteFacts(baseline="scratch", primary="auc", transfer_methods=transfer_methods)
+    rep = build_report(load_results(root), facts, reps=50)
+    assert rep["settings"]["comparison"] == comparison
+    text = "\n".join(report_md._md_group(rep))
+    assert heading in text
+    assert ("Transfer vs scratch" in text) == (comparison == "transfer")
+
+
+def test_agents_comparison_drops_the_source_cost_columns(root):
+    facts = SuiteFacts(baseline="scratch", primary="auc", transfer_methods=())
+    text = "\n".join(report_md._md_group(build_report(load_results(root), facts, reps=50)))
+    header = next(line for line in text.splitlines() if line.startswith("| task | method | pairs"))
+    assert "AUC ratio" in header and "(method / baseline)" in header
+    assert "source decisions" not in header and "cost-charged" not in header

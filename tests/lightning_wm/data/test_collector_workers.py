@@ -1,8 +1,9 @@
 """Collection with the slots' envs in worker processes (``env_workers``): the same results as
 in-process stepping, checkpoints that resume in either mode, clear errors, no orphan processes.
 
-The factories here are pickled by reference, so each worker imports this module: torch and
-Lightning are imported inside the training tests only, to keep worker start-up short.
+The env factories live in ``collector_worker_envs``: a worker imports the module that defines
+its factory, and that one stays free of torch and Lightning so workers start in well under a
+second.
 """
 from __future__ import annotations
 
@@ -11,21 +12,14 @@ import multiprocessing as mp
 import os
 import threading
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
 from lightning_wm.data.collector import Collector
 from lightning_wm.data.replay import EpisodeReplay
-from lightning_wm.envs.corridor import Corridor
-from lightning_wm.testing import CrashAfter
+from collector_worker_envs import Crashing, PidEnv, Unpicklable, corridor, failing_env, pendulum
 
 ACTION_DIM = 2
-
-
-def corridor(task, length=6, slip=0.3):
-    # task 1 is the inverted corridor, so stored observations reveal their task
-    return Corridor(length=length, slip=slip, invert=(task == 1), step_cost=0.01)
 
 
 def make_collector(workers, seed=7, num_envs=3, tasks=(0, 1), sampling="uniform"):
@@ -71,19 +65,6 @@ def test_workers_collect_exactly_what_in_process_collects():
         c.close()
     assert runs[0] == runs[1]
     assert_same_replay(*replays)
-
-
-class PidEnv(gym.Env):
-    """Observes the id of the process it runs in."""
-    observation_space = gym.spaces.Box(0, np.inf, (1,), np.float64)
-    action_space = gym.spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.array([os.getpid()], np.float64), {}
-
-    def step(self, action):
-        return np.array([os.getpid()], np.float64), 0.0, False, False, {}
 
 
 def test_slots_are_spread_round_robin_over_worker_processes():
@@ -147,12 +128,6 @@ def test_unsigned_env_state_of_the_older_format_restarts_episodes(caplog):
     assert b.env_steps == a.env_steps and b.episodes_started == a.episodes_started
 
 
-class Unpicklable(Corridor):
-    def __init__(self, task):
-        super().__init__(length=20)
-        self.lock = threading.Lock()
-
-
 def test_in_flight_none_when_worker_envs_cannot_be_pickled():
     c = Collector(Unpicklable, [0], 2, ACTION_DIM, 0, env_workers=2)
     c.collect(None, 4, EpisodeReplay(100))
@@ -168,20 +143,11 @@ def test_unpicklable_factory_is_named_with_env_workers():
     assert not worker_children()
 
 
-def failing_env(task):
-    raise RuntimeError("no such simulator")
-
-
 def test_worker_errors_reach_the_collector():
     c = Collector(failing_env, [0], 2, ACTION_DIM, 0, env_workers=2)
     with pytest.raises(RuntimeError, match="no such simulator"):
         c.collect(None, 2, EpisodeReplay(100))
     c.close()
-
-
-class Crashing(Corridor):
-    def step(self, action):
-        os._exit(3)
 
 
 def test_a_worker_that_dies_is_reported():
@@ -215,11 +181,6 @@ def test_dropped_collector_stops_its_workers():
 
 
 # -- pybullet -------------------------------------------------------------------------------------
-def pendulum(task):
-    from lightning_wm.envs.pybullet import PyBulletEnv
-    return PyBulletEnv("pendulum_swingup", obs="pixels", size=32, max_steps=30)
-
-
 @pytest.mark.slow
 def test_pybullet_pixels_in_workers_match_in_process_and_resume():
     pytest.importorskip("pybullet")
@@ -282,6 +243,8 @@ def test_training_with_workers_resumes_the_same_run(tmp_path):
     from lightning_wm.training import LAST
 
     full_agent, full = _train(tmp_path / "full", 2)
+
+    from lightning_wm.testing import CrashAfter  # imports Lightning: here, not in the workers
 
     crash = CrashAfter(300, tmp_path / "cut/checkpoints" / LAST)
 
