@@ -131,13 +131,16 @@ SEARCHES = ("gumbel", "puct")
 OPTIMISERS = ("adam", "sgd")
 
 #: everything not a size: EfficientZero's Atari values (Ye et al. 2021, the released config)
-#: where they exist. ``optimiser`` adam (EfficientZero: SGD, lr 0.2 with warm-up, momentum 0.9,
-#: weight decay 1e-4, available as ``optimiser: sgd``); ``clip`` 5 is its gradient-norm clip;
+#: where they exist. ``optimiser`` adam (EfficientZero: SGD, lr 0.2, momentum 0.9, weight decay
+#: 1e-4, warm-up over the first 1 % of its 100k updates and a decay of 0.1 per 100k after it:
+#: ``optimiser: sgd, lr: 0.2, lr_warmup: 1000, lr_decay_rate: 0.1, lr_decay_steps: 100000``;
+#: the defaults keep the rate constant); ``clip`` 5 is its gradient-norm clip;
 #: ``target_every`` 200 its target-model interval; pUCT's constants and Dirichlet(0.3) at 25 %
 #: are MuZero's; Gumbel's ``num_considered`` 16, ``c_visit`` 50, ``c_scale`` 0.1 are Danihelka
 #: et al.'s (2022).
 EFFICIENTZERO_DEFAULTS: dict[str, Any] = dict(
     gamma=0.997, lr=1e-3, optimiser="adam", momentum=0.9, weight_decay=1e-4, clip=5.0,
+    lr_warmup=0, lr_decay_rate=1.0, lr_decay_steps=100_000,
     target_every=200, lstm_horizon=5, temperature=1.0,
     dirichlet_alpha=0.3, noise_fraction=0.25, pb_c_init=1.25, pb_c_base=19652.0, min_delta=0.01,
     num_considered=16, c_visit=50.0, c_scale=0.1,
@@ -175,6 +178,11 @@ def check_efficientzero(cfg: Config) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]!r}")
     if not 0.0 < float(cfg["gamma"]) <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {cfg['gamma']!r}")
+    if int(cfg["lr_warmup"]) < 0 or int(cfg["lr_decay_steps"]) < 1:
+        raise ValueError(f"lr_warmup must be >= 0 and lr_decay_steps >= 1, got "
+                         f"{cfg['lr_warmup']!r} and {cfg['lr_decay_steps']!r}")
+    if not 0.0 < float(cfg["lr_decay_rate"]) <= 1.0:
+        raise ValueError(f"lr_decay_rate must be in (0, 1], got {cfg['lr_decay_rate']!r}")
 
 
 def resolve_efficientzero(size: str, overrides: Config) -> dict[str, Any]:

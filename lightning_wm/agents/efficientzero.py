@@ -51,8 +51,8 @@ from lightning_wm.agents.configs import EFFICIENTZERO_DEFAULT_SIZE, resolve_effi
 from lightning_wm.agents.parts.efficientzero_loss import (LatentStep, search, state_masks,
                                                           taken_actions, transitions)
 from lightning_wm.agents.parts.muzero_targets import (EFFICIENTZERO_LOSS_WEIGHTS,
-                                                      consistency_loss,
-                                                      cross_entropy, n_step_value_targets,
+                                                      consistency_loss, cross_entropy,
+                                                      learning_rate_factor, n_step_value_targets,
                                                       scalar_cross_entropy, scale_gradient,
                                                       value_prefix_targets)
 from lightning_wm.agents.parts.optimise import plain_backward, step_group
@@ -234,6 +234,7 @@ class EfficientZeroAgent(Agent):
         optimiser, backward = self._optimiser_and_backward(optimiser, backward)
         if int(self.updates) % int(self.cfg["target_every"]) == 0:
             self.sync_target()
+        self._schedule_learning_rate(optimiser)
         with modes(self.components, train=True, keep_frozen_stats=True):
             total, terms = self.group_loss(ALL, self.stream_terms(batches), batches)
             step_group(optimiser, total, backward, float(self.cfg["clip"]))
@@ -241,6 +242,19 @@ class EfficientZeroAgent(Agent):
         self.updates.add_(1)
         self.log_terms(terms)
         return sum(t.detach() for t in terms.values())
+
+    def _schedule_learning_rate(self, optimiser) -> None:
+        """Every group's rate at this update: its initial rate (kept in the group, as torch's
+        schedulers keep it) times :func:`learning_rate_factor`; untouched while the schedule is
+        constant, so groups a callback gave their own rate keep it."""
+        c = self.cfg
+        if int(c["lr_warmup"]) == 0 and float(c["lr_decay_rate"]) == 1.0:
+            return
+        factor = learning_rate_factor(int(self.updates), int(c["lr_warmup"]),
+                                      float(c["lr_decay_rate"]), int(c["lr_decay_steps"]))
+        for group in optimiser.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
 
     def training_step(self, dataloader_iter):
         batches, _, _ = next(dataloader_iter)  # pulled here: no prefetch ahead of collection

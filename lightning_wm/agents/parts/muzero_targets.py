@@ -17,6 +17,7 @@ compile it.
 - :func:`cross_entropy`, :func:`scalar_cross_entropy`, :func:`visit_policy`,
   :func:`consistency_loss`, :func:`scale_gradient`: the loss terms, per sample (or per step), so
   the agent weights and masks them; :data:`EFFICIENTZERO_LOSS_WEIGHTS` their default weights.
+- :func:`learning_rate_factor`: the warm-up and step decay of the learning rate.
 
 Index convention for one sampled position t and an unroll of K steps: ``reward[:, i]`` is
 r_{t+i}, the reward of the transition (s_{t+i}, a_{t+i}) → s_{t+i+1}; ``terminal[:, i]`` says
@@ -273,3 +274,13 @@ def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """
     frozen = x.detach()
     return frozen + (x - frozen) * scale
+
+
+def learning_rate_factor(update: int, warmup: int, decay_rate: float, decay_steps: int) -> float:
+    """EfficientZero's learning-rate schedule as a factor of the initial rate at update ``update``
+    (counted from 0): linear warm-up ``update / warmup`` over the first ``warmup`` updates (the
+    very first update at rate 0, as its released code has it), then ``decay_rate`` per completed
+    ``decay_steps`` updates after the warm-up. ``warmup=0, decay_rate=1``: constant 1."""
+    if update < warmup:
+        return update / warmup
+    return decay_rate ** ((update - warmup) // decay_steps)

@@ -240,3 +240,35 @@ def test_learns_the_corridor(tmp_path):
     result = train(agent, lambda t: make_env("corridor", {"length": 5}), [0], 2, budget=1200,
                    seed=0, config=cfg, run_dir=tmp_path)
     assert result.returns[0] < 0.0 and result.returns[-1] >= 0.9, result.returns
+
+
+@pytest.mark.parametrize("optimiser", ["sgd", "adam"])
+def test_learning_rate_schedule_sets_every_groups_rate_per_update(optimiser):
+    agent = _agent(optimiser=optimiser, lr=0.2, lr_warmup=2, lr_decay_rate=0.5, lr_decay_steps=1)
+    before = {n: p.detach().clone() for n, p in agent.components.named_parameters()}
+    agent.update({MAIN: _batch(length=agent.sequence_length)})
+    opt = agent._standalone
+    assert [g["lr"] for g in opt.param_groups] == [0.0]
+    # the first update at rate 0 moves no weight (BatchNorm statistics may move)
+    assert all(torch.equal(p, before[n]) for n, p in agent.components.named_parameters())
+    rates = []
+    for _ in range(3):
+        agent.update({MAIN: _batch(length=agent.sequence_length)})
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.1, 0.2, 0.1])  # warm-up 1/2, full, then halved
+
+
+def test_constant_schedule_leaves_a_groups_own_rate_alone():
+    agent = _agent(lr=0.01)
+    agent.update({MAIN: _batch(length=agent.sequence_length)})
+    group = agent._standalone.param_groups[0]
+    group["lr"] = 0.003  # e.g. a callback's choice
+    agent.update({MAIN: _batch(length=agent.sequence_length)})
+    assert group["lr"] == 0.003 and "initial_lr" not in group
+
+
+def test_learning_rate_schedule_is_checked():
+    with pytest.raises(ValueError, match="lr_decay_rate"):
+        _agent(lr_decay_rate=0.0)
+    with pytest.raises(ValueError, match="lr_warmup"):
+        _agent(lr_warmup=-1)

@@ -10,6 +10,7 @@ from lightning_wm.agents.parts.muzero_targets import (EFFICIENTZERO_LOSS_WEIGHTS
                                                       bootstrap_offsets, categorical_to_scalar,
                                                       consistency_loss, cross_entropy,
                                                       inverse_value_transform,
+                                                      learning_rate_factor,
                                                       n_step_value_targets, off_policy_horizon,
                                                       scalar_cross_entropy,
                                                       scalar_to_categorical, scale_gradient,
@@ -232,3 +233,10 @@ def test_targets_trace_without_graph_breaks():
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
     assert torch.equal(prefix(r, terminal, valid, 2)[0],
                        value_prefix_targets(r, terminal, valid, 2)[0])
+
+
+def test_learning_rate_warms_up_then_decays_in_steps():
+    # warm-up over 4 updates (the first at rate 0), then x0.1 per 10 updates after it
+    factors = [learning_rate_factor(u, 4, 0.1, 10) for u in (0, 1, 2, 3, 4, 13, 14, 23, 24)]
+    assert factors == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 0.1, 0.1, 0.01])
+    assert [learning_rate_factor(u, 0, 1.0, 100) for u in (0, 10**6)] == [1.0, 1.0]
