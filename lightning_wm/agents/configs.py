@@ -141,6 +141,9 @@ OPTIMISERS = ("adam", "sgd")
 EFFICIENTZERO_DEFAULTS: dict[str, Any] = dict(
     gamma=0.997, lr=1e-3, optimiser="adam", momentum=0.9, weight_decay=1e-4, clip=5.0,
     lr_warmup=0, lr_decay_rate=1.0, lr_decay_steps=100_000,
+    # EfficientZero's off-policy correction: the bootstrap horizon shrinks by one per 0.3 x this
+    # many steps of a window's age (its Atari config: 100k, its training steps); 0 = fixed n
+    off_policy_budget=0,
     target_every=200, lstm_horizon=5, temperature=1.0,
     dirichlet_alpha=0.3, noise_fraction=0.25, pb_c_init=1.25, pb_c_base=19652.0, min_delta=0.01,
     num_considered=16, c_visit=50.0, c_scale=0.1,
@@ -178,6 +181,9 @@ def check_efficientzero(cfg: Config) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]!r}")
     if not 0.0 < float(cfg["gamma"]) <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {cfg['gamma']!r}")
+    if int(cfg["off_policy_budget"]) < 0:
+        raise ValueError(f"off_policy_budget must be >= 0 (0: fixed n-step horizon), got "
+                         f"{cfg['off_policy_budget']!r}")
     if int(cfg["lr_warmup"]) < 0 or int(cfg["lr_decay_steps"]) < 1:
         raise ValueError(f"lr_warmup must be >= 0 and lr_decay_steps >= 1, got "
                          f"{cfg['lr_warmup']!r} and {cfg['lr_decay_steps']!r}")

@@ -23,8 +23,9 @@ Named terms, each a per-sample sum over unroll positions divided by K, averaged 
 (EfficientZero's 1/K scaling), masked past episode ends:
 
 - ``prediction/value``: value CE at positions 0..K against n-step targets bootstrapped with the
-  target network's value at replay index k + n (fixed n: the replay gives no data age, so
-  EfficientZero's off-policy horizon is not applied);
+  target network's value at replay index k + n; with ``off_policy_budget`` B > 0, n shrinks per
+  sample by one for every 0.3 B steps of the window's age (EfficientZero's off-policy
+  correction; the replay then gives each window's age), otherwise n is fixed;
 - ``prediction/policy``: policy CE at positions 0..K against the target network's noise-free
   search at the observation of replay index k (visit distribution or Gumbel improved policy);
 - ``dynamics/value_prefix``: value-prefix CE at steps 1..K;
@@ -51,8 +52,9 @@ from lightning_wm.agents.configs import EFFICIENTZERO_DEFAULT_SIZE, resolve_effi
 from lightning_wm.agents.parts.efficientzero_loss import (LatentStep, search, state_masks,
                                                           taken_actions, transitions)
 from lightning_wm.agents.parts.muzero_targets import (EFFICIENTZERO_LOSS_WEIGHTS,
-                                                      consistency_loss, cross_entropy,
-                                                      learning_rate_factor, n_step_value_targets,
+                                                      bootstrap_offsets, consistency_loss,
+                                                      cross_entropy, learning_rate_factor,
+                                                      n_step_value_targets, off_policy_horizon,
                                                       scalar_cross_entropy, scale_gradient,
                                                       value_prefix_targets)
 from lightning_wm.agents.parts.optimise import plain_backward, step_group
@@ -108,7 +110,18 @@ class EfficientZeroAgent(Agent):
 
     def data_needs(self) -> DataNeeds:
         absorbing = AbsorbingOptions(discrete=True) if self.cfg["absorbing"] else None
-        return DataNeeds(sequence_length=self.sequence_length, absorbing=absorbing)
+        return DataNeeds(sequence_length=self.sequence_length, absorbing=absorbing,
+                         data_age=int(self.cfg["off_policy_budget"]) > 0)
+
+    def _horizon(self, batch: Mapping[str, torch.Tensor]) -> int | torch.Tensor:
+        """The bootstrap horizon: n, or per sample shortened by the data's age (EfficientZero's
+        off-policy correction, on when ``off_policy_budget`` > 0)."""
+        budget = int(self.cfg["off_policy_budget"])
+        if budget <= 0:
+            return self.n_step
+        if "age" not in batch:
+            raise KeyError("off_policy_budget > 0 needs batches with 'age' (DataNeeds.data_age)")
+        return off_policy_horizon(batch["age"], self.n_step, budget)
 
     # -- the target network -----------------------------------------------------------------------
     def _copy_components(self) -> nn.ModuleDict:
@@ -167,8 +180,13 @@ class EfficientZeroAgent(Agent):
             root_logits = logits.unflatten(0, (b, t))[:, :K + 1].flatten(0, 1)
             root_value = value.view(b, t)[:, :K + 1].flatten()
             policy = search(step, roots, root_logits, root_value, c, explore=False).policy_target
+        horizon = self._horizon(batch)
+        if isinstance(horizon, int):
+            bootstrap = value.view(b, t)[:, n:n + K + 1]
+        else:  # each sample's value k + n_b steps on (n_b <= n: inside the window)
+            bootstrap = value.view(b, t).gather(1, bootstrap_offsets(horizon.to(value.device), K, b))
         value_target, value_mask = n_step_value_targets(
-            reward, terminal, valid, value.view(b, t)[:, n:n + K + 1], n, float(c["gamma"]))
+            reward, terminal, valid, bootstrap, horizon, float(c["gamma"]))
         prefix_target, prefix_mask = value_prefix_targets(
             reward[:, :K], terminal[:, :K], valid[:, :K], int(c["lstm_horizon"]))
         acting, reached = state_masks(terminal, valid)

@@ -49,6 +49,9 @@ class DataNeeds:
     #: not replay samples (:class:`~lightning_wm.pipeline.sources.SegmentSource` says the
     #: layout), and collection never acts at random (a prefill would be off-policy data)
     on_policy: bool = False
+    #: replay batches also carry ``age`` [B]: steps stored since each window's first step
+    #: (EfficientZero's off-policy correction shortens the bootstrap horizon of older data)
+    data_age: bool = False
 
 
 @dataclass(frozen=True)

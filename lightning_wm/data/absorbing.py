@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lightning_wm.data.replay import FIELDS, EpisodeReplay
+from lightning_wm.data.replay import FIELDS, EpisodeReplay, window_ages
 
 if TYPE_CHECKING:  # annotation only: data/ needs nothing of the agent package at run time
     from lightning_wm.agents.protocol import AbsorbingOptions
@@ -106,6 +106,8 @@ def sample_absorbing(replay: EpisodeReplay, rng: np.random.Generator, batch_size
         out["is_absorbing"].append(np.arange(length) >= real)
     batch = {k: np.stack(v) for k, v in out.items()}
     batch["task_id"] = np.repeat(np.array(replay.task_ids)[chosen][:, None], length, axis=1)
+    if replay.ages:
+        batch["age"] = window_ages(replay, chosen, offsets)
     return batch
 
 
@@ -113,8 +115,8 @@ class AbsorbingReplay(EpisodeReplay):
     """An :class:`EpisodeReplay` that samples with :func:`sample_absorbing`."""
 
     def __init__(self, capacity: int, balance_tasks: bool = True, discrete: bool = True,
-                 max_absorbing: int | None = None) -> None:
-        super().__init__(capacity, balance_tasks)
+                 max_absorbing: int | None = None, ages: bool = False) -> None:
+        super().__init__(capacity, balance_tasks, ages)
         self.discrete, self.max_absorbing = bool(discrete), max_absorbing
 
     def can_sample(self, length: int) -> bool:
@@ -127,9 +129,11 @@ class AbsorbingReplay(EpisodeReplay):
         return sample_absorbing(self, rng, batch_size, length, self.discrete, self.max_absorbing)
 
 
-def make_replay(capacity: int, absorbing: AbsorbingOptions | None) -> EpisodeReplay:
+def make_replay(capacity: int, absorbing: AbsorbingOptions | None,
+                ages: bool = False) -> EpisodeReplay:
     """The replay an agent's declared :class:`~lightning_wm.agents.protocol.DataNeeds` ask for:
-    absorbing-step sampling with ``absorbing`` options, or a plain episode replay."""
+    absorbing-step sampling with ``absorbing`` options, or a plain episode replay; ``ages``: its
+    batches carry each window's age (``data_age``)."""
     if absorbing is None:
-        return EpisodeReplay(capacity)
-    return AbsorbingReplay(capacity, discrete=absorbing.discrete)
+        return EpisodeReplay(capacity, ages=ages)
+    return AbsorbingReplay(capacity, discrete=absorbing.discrete, ages=ages)

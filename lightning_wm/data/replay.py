@@ -18,10 +18,24 @@ from lightning_wm.data.portable import to_array, to_tensor
 FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
 
 
+def window_ages(replay: "EpisodeReplay", episodes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Age of each sampled window, int64 [B]: the steps stored after its first step was, plus
+    one (the newest step has age 1), i.e. (steps stored) − (the step's index in the replay), the
+    age EfficientZero's off-policy correction reads. Eviction drops the oldest episodes whole, so
+    ages count from the same end whatever was evicted."""
+    lengths = np.array([len(ep["reward"]) for ep in replay.episodes], np.int64)
+    after = np.concatenate([np.cumsum(lengths[::-1])[::-1][1:], [0]])  # steps of later episodes
+    return (after[episodes] + lengths[episodes] - np.asarray(offsets, np.int64)).astype(np.int64)
+
+
 class EpisodeReplay:
-    def __init__(self, capacity: int, balance_tasks: bool = True) -> None:
+    """``ages``: every batch also carries ``age`` [B] (:func:`window_ages`), for agents whose
+    targets depend on how old their data is (``DataNeeds.data_age``)."""
+
+    def __init__(self, capacity: int, balance_tasks: bool = True, ages: bool = False) -> None:
         self.capacity = int(capacity)
         self.balance_tasks = balance_tasks
+        self.ages = bool(ages)
         self.episodes: deque[dict[str, np.ndarray]] = deque()
         self.task_ids: deque[int] = deque()
         self.num_steps = 0
@@ -85,6 +99,8 @@ class EpisodeReplay:
                 out[k].append(ep[k][o:o + length])
         batch = {k: np.stack(v) for k, v in out.items()}
         batch["task_id"] = np.repeat(tasks[chosen][:, None], length, axis=1)
+        if self.ages:
+            batch["age"] = window_ages(self, chosen, offsets)
         return batch
 
     def _rewarding_starts(self, rng: np.random.Generator, n: int,

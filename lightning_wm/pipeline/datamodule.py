@@ -112,7 +112,7 @@ class PipelineDataModule(L.LightningDataModule):
                 raise ValueError(f"an on-policy agent learns from its own actions only: "
                                  f"training.prefill must be 0, not {cfg.prefill}")
             return SegmentSource()
-        replay = make_replay(cfg.replay_capacity, self.needs.absorbing)
+        replay = make_replay(cfg.replay_capacity, self.needs.absorbing, self.needs.data_age)
         return ReplaySource(replay, rng, cfg.batch_size, self.needs.sequence_length,
                             cfg.reward_fraction)
 

@@ -106,6 +106,28 @@ def test_reanalysed_targets_by_hand():
     assert short["prefix"][0].tolist() == [1.0, 2.0]
 
 
+def test_old_data_bootstraps_sooner_by_hand():
+    # EfficientZero's off-policy correction with budget 10 (the horizon shrinks by one per 3
+    # steps of age): row 0 is fresh (age 1, n = 2), row 2 is old (age 4, n = 1)
+    agent = _agent(unroll=2, n_step=2, gamma=0.5, value_support=10, lstm_horizon=5,
+                   off_policy_budget=10)
+    assert agent.data_needs().data_age and not _agent().data_needs().data_age
+    out = agent.target["prediction"].value_head.out
+    with torch.no_grad():
+        out.bias.fill_(-50.0)
+        out.bias[10 + 1] = 50.0
+    v = float(inverse_value_transform(torch.tensor(1.0)))
+    batch = {**_hand_built(), "age": torch.tensor([1, 1, 4])}
+    t = agent.reanalyse(batch)
+    # row 0 as with a fixed n = 2: z_0 = r_0 + γ r_1 + γ² v(o_2)
+    assert t["value"][0, 0].item() == pytest.approx(1 + 0.5 * 2 + 0.25 * v, abs=1e-4)
+    # row 2 with n = 1: z_0 = r_0 + γ v(o_1), z_1 = r_1 + γ v(o_2); o_3 is absorbing: unknown
+    assert t["value"][2, :2].tolist() == pytest.approx([0.5 + 0.5 * v, 0.25 + 0.5 * v], abs=1e-4)
+    assert t["value_mask"][2].tolist() == [True, True, False]
+    with pytest.raises(KeyError, match="age"):
+        agent.reanalyse(_hand_built())
+
+
 def test_search_step_turns_value_prefixes_into_rewards():
     agent = _agent(lstm_horizon=2)
     torch.manual_seed(0)

@@ -302,3 +302,27 @@ def test_rewarding_draws_follow_added_and_evicted_episodes():
     assert all(np.array_equal(a[k], b[k]) for k in a)
     ended = {(int(s[-1, 0]), int(s[-1, 1])) for s in a["obs"][a["reward"][:, -1] > 0]}
     assert ended == {(3, 7), (8, 29), (10, 12)}
+
+
+@pytest.mark.parametrize("absorbing", [False, True])
+def test_ages_count_the_steps_stored_since_a_windows_first_step(absorbing):
+    from lightning_wm.agents.protocol import AbsorbingOptions
+    from lightning_wm.data.absorbing import make_replay
+
+    lengths = [5, 3, 7, 4]
+    replay = make_replay(17, AbsorbingOptions() if absorbing else None, ages=True)
+    fill(replay, lengths)  # capacity 17: the first episode (5 steps) is evicted
+    assert len(replay) == 14
+    # the newest step has age 1; episode e's step t: the steps of later episodes + len(e) - t
+    expected = {(1, t): 3 - t + 11 for t in range(3)}
+    expected |= {(2, t): 7 - t + 4 for t in range(7)}
+    expected |= {(3, t): 4 - t for t in range(4)}
+    batch = replay.sample(np.random.default_rng(0), 64, 2)
+    first = batch["obs"][:, 0].astype(int)
+    assert batch["age"].dtype == np.int64 and batch["age"].shape == (64,)
+    assert [expected[(e, t)] for e, t in first] == batch["age"].tolist()
+    # without ages the batch and its random draws are as before
+    plain = make_replay(17, AbsorbingOptions() if absorbing else None)
+    fill(plain, lengths)
+    other = plain.sample(np.random.default_rng(0), 64, 2)
+    assert "age" not in other and all(np.array_equal(other[k], batch[k]) for k in other)
