@@ -181,10 +181,8 @@ class EfficientZeroAgent(Agent):
             root_value = value.view(b, t)[:, :K + 1].flatten()
             policy = search(step, roots, root_logits, root_value, c, explore=False).policy_target
         horizon = self._horizon(batch)
-        if isinstance(horizon, int):
-            bootstrap = value.view(b, t)[:, n:n + K + 1]
-        else:  # each sample's value k + n_b steps on (n_b <= n: inside the window)
-            bootstrap = value.view(b, t).gather(1, bootstrap_offsets(horizon.to(value.device), K, b))
+        # each sample's value k + n_b steps on (n_b <= n: inside the window)
+        bootstrap = value.view(b, t).gather(1, bootstrap_offsets(horizon, K, b).to(value.device))
         value_target, value_mask = n_step_value_targets(
             reward, terminal, valid, bootstrap, horizon, float(c["gamma"]))
         prefix_target, prefix_mask = value_prefix_targets(
