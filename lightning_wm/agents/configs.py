@@ -145,6 +145,8 @@ EFFICIENTZERO_DEFAULTS: dict[str, Any] = dict(
     # many steps of a window's age (its Atari config: 100k, its training steps); 0 = fixed n
     off_policy_budget=0,
     target_every=200, lstm_horizon=5, temperature=1.0,
+    # EfficientZero's reanalysis searches with the root's Dirichlet noise too (pUCT only)
+    reanalyse_noise=True,
     dirichlet_alpha=0.3, noise_fraction=0.25, pb_c_init=1.25, pb_c_base=19652.0, min_delta=0.01,
     num_considered=16, c_visit=50.0, c_scale=0.1,
     action_encoding="scalar", normalise_latent=False,

@@ -26,8 +26,12 @@ Named terms, each a per-sample sum over unroll positions divided by K, averaged 
   target network's value at replay index k + n; with ``off_policy_budget`` B > 0, n shrinks per
   sample by one for every 0.3 B steps of the window's age (EfficientZero's off-policy
   correction; the replay then gives each window's age), otherwise n is fixed;
-- ``prediction/policy``: policy CE at positions 0..K against the target network's noise-free
-  search at the observation of replay index k (visit distribution or Gumbel improved policy);
+- ``prediction/policy``: policy CE at positions 0..K against the target network's search at
+  the observation of replay index k (visit distribution or Gumbel improved policy). The pUCT
+  search mixes the root's Dirichlet noise into its prior here too (``reanalyse_noise``, on by
+  default), as EfficientZero's reanalysis does: without it, a near-uniform prior sends the
+  first simulations to the lowest-indexed actions (pUCT's tie-break) and a search of few
+  simulations keeps exploiting them, so the targets teach the policy that bias;
 - ``dynamics/value_prefix``: value-prefix CE at steps 1..K;
 - ``projection/consistency``: −cos(predictor(projection(unrolled latent k)),
   sg(projection(representation(o_k)))) at steps 1..K.
@@ -179,7 +183,8 @@ class EfficientZeroAgent(Agent):
             roots = latent.unflatten(0, (b, t))[:, :K + 1].flatten(0, 1)
             root_logits = logits.unflatten(0, (b, t))[:, :K + 1].flatten(0, 1)
             root_value = value.view(b, t)[:, :K + 1].flatten()
-            policy = search(step, roots, root_logits, root_value, c, explore=False).policy_target
+            policy = search(step, roots, root_logits, root_value, c, explore=False,
+                            root_noise=bool(c["reanalyse_noise"])).policy_target
         horizon = self._horizon(batch)
         # each sample's value k + n_b steps on (n_b <= n: inside the window)
         bootstrap = value.view(b, t).gather(1, bootstrap_offsets(horizon, K, b).to(value.device))

@@ -58,6 +58,9 @@ class Reconstruction(Diagnostic):
         self.frames, self.stride, self.seed = int(frames), int(stride), int(seed)
         self.start: np.ndarray | None = None   # decoded frames before training (survives resume)
         self.start_mse: float | None = None
+        # the trajectory is a pure function of the env, frames, stride and seed: played once per
+        # process and reused at the end (replaying it costs as much as a short evaluation)
+        self._trajectory: tuple[np.ndarray, np.ndarray] | None = None
 
     def _make_env(self, trainer):
         if self.env is None:
@@ -67,11 +70,13 @@ class Reconstruction(Diagnostic):
 
     def _reconstruct(self, trainer, agent) -> tuple[np.ndarray, np.ndarray, float]:
         require(agent, Reconstructs, "the reconstruction diagnostic")
-        env = self._make_env(trainer)
-        try:
-            obs, action = random_trajectory(env, self.frames * self.stride, self.seed)
-        finally:
-            env.close()
+        if self._trajectory is None:
+            env = self._make_env(trainer)
+            try:
+                self._trajectory = random_trajectory(env, self.frames * self.stride, self.seed)
+            finally:
+                env.close()
+        obs, action = self._trajectory
         was_training = agent.training
         agent.eval()
         # posterior sampling must not move the run's own random streams

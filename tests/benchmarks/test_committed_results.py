@@ -33,7 +33,11 @@ def test_committed_results_validate():
 
 #: committed folders whose learning gate fails today, with the measured reason: strict, so a
 #: folder that starts passing must leave this table
-GATE_FAILS: dict[str, str] = {}
+GATE_FAILS: dict[str, str] = {
+    "atari100k/nightly": "the EfficientZero-style agent (tiny, 16x16 frames, 10k decisions) does "
+                         "not hold 400 on MsPacman in most seeds; random play scores 256 "
+                         "(results/README.md)",
+}
 
 
 def _marked(folder: Path):

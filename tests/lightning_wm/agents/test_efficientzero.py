@@ -128,6 +128,24 @@ def test_old_data_bootstraps_sooner_by_hand():
         agent.reanalyse(_hand_built())
 
 
+def test_reanalysed_puct_targets_carry_root_noise_not_the_tie_break():
+    # an untrained agent's heads start at zero: a uniform prior and equal Q everywhere. Without
+    # noise, pUCT's tie-break visits the actions in index order, so 4 simulations over 6 actions
+    # never visit actions 4 and 5 and every target teaches the policy to drop them
+    batch = {**_batch(2, 7), "action": F.one_hot(torch.zeros(2, 7, dtype=torch.long), 6).float()}
+    make = lambda **c: make_agent("efficientzero", (8,), 6, True,  # noqa: E731
+                                  {"size": "tiny", "search": "puct", "simulations": 4, **c})
+    torch.manual_seed(0)
+    biased = make(reanalyse_noise=False).reanalyse(batch)["policy"]
+    assert torch.equal(biased, torch.tensor([0.25] * 4 + [0.0] * 2).expand_as(biased))
+    # with EfficientZero's root noise each root's Dirichlet draw decides which 4 are searched
+    torch.manual_seed(0)
+    noisy = make().reanalyse(batch)["policy"].flatten(0, 1)
+    assert (noisy[:, 4:].sum(-1) > 0).any()
+    assert torch.allclose(noisy.sum(-1), torch.ones(len(noisy)))
+    assert len({tuple(row.tolist()) for row in noisy}) > 1
+
+
 def test_search_step_turns_value_prefixes_into_rewards():
     agent = _agent(lstm_horizon=2)
     torch.manual_seed(0)
