@@ -105,9 +105,9 @@ def search(step: LatentStep, latent: Tensor, logits: Tensor, value: Tensor,
            cfg: Mapping[str, Any], explore: bool, root_noise: bool | None = None) -> SearchResult:
     """One batched search from roots (latent ``[B, ...]``, policy logits, scalar value) with the
     options of a resolved EfficientZero config. ``explore`` False: no Gumbel or Dirichlet noise
-    and, for pUCT, the most visited action (evaluation and reanalysis). ``root_noise`` (pUCT
-    only; default: ``explore``) mixes Dirichlet noise into the root prior whatever ``explore``
-    says: EfficientZero's reanalysis searches with it but needs no sampled action."""
+    and, for pUCT, the most visited action (evaluation). ``root_noise`` (pUCT only; default:
+    ``explore``) mixes Dirichlet noise into the root prior whatever ``explore`` says:
+    EfficientZero's reanalysis searches with it but needs no sampled action."""
     noise = explore if root_noise is None else root_noise
     root = step.root_state(latent)
     # on the CPU reading the tree's depth back is free and makes the descent ~15x shorter (same
