@@ -247,11 +247,17 @@ def cmd_run(args) -> int:
                             on_skip=on_skip)
     finally:  # an error or interrupt message must start on a line of its own
         shown.clear()
+    return _finish_run(args, suite, profile, records, skipped, time.monotonic() - t0)
+
+
+def _finish_run(args, suite, profile: str, records, skipped: list, seconds: float) -> int:
+    """The summary line and, unless another process still holds runs of this profile (it writes
+    the report when they are done) or ``--no-report``, the profile's report; the exit code."""
     bad = [r for r in records if r.status != "completed"]
     held = f", {len(skipped)} skipped (held by another process)" if skipped else ""
-    print(f"done in {time.monotonic() - t0:.0f}s: {len(records) - len(bad)} completed, "
+    print(f"done in {seconds:.0f}s: {len(records) - len(bad)} completed, "
           f"{len(bad)} failed or blocked{held}")
-    if skipped:  # the process holding them writes the report when its runs are done
+    if skipped:
         print("report not written: another process is still running part of this profile")
     elif not args.no_report:
         from benchmarks.report import registered_suite, write_report

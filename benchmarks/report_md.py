@@ -114,6 +114,9 @@ def _short(setting: dict) -> str:
             f"{setting['observation'] or '?'}")
 
 
+_AGG_NAMES = {"mean": "mean", "median": "median", "iqm": "IQM", "optimality_gap": "optimality gap"}
+
+
 def _md_reference(ref: dict) -> list[str]:
     ours, paper = ref["ours_setting"], ref["paper_setting"]
     if ref["comparable"]:
@@ -123,7 +126,13 @@ def _md_reference(ref: dict) -> list[str]:
                    + ". The columns are shown side by side, not as a reproduction check.")
     lines = [f"## Paper reference: {ref['name']} ({ref['metric']})", "",
              f"Citation: {ref['citation']}", "",
-             f"- ours: {_side(ours)}", f"- paper: {_side(paper)}", f"- {verdict}", ""]
+             f"- ours: {_side(ours)}", f"- paper: {_side(paper)}", f"- {verdict}"]
+    if ref.get("paper_aggregates"):
+        agg = dict(ref["paper_aggregates"])
+        over = agg.pop("over")
+        lines.append(f"- the paper's aggregates ({over}; as published, not recomputed): "
+                     + ", ".join(f"{_AGG_NAMES[k]} {_num(v)}" for k, v in agg.items()))
+    lines.append("")
     headers = ["task", "method", f"ours ({_short(ours)})", f"paper ({_short(paper)})"]
     normed = any("ours_normalised" in r for r in ref["rows"])
     if normed:  # each side scaled by its own random policy (0) and scratch baseline (1)

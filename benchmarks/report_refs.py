@@ -38,11 +38,15 @@ def task_setup(env: str, options: Mapping[str, Any]) -> TaskSetup:
     if defaults is None:
         return TaskSetup()
     opts = {**defaults, **options}
-    # an env without the option acts once per decision
-    repeat = int(opts.get("action_repeat", 1))
+    # an env without the option acts once per decision (ALE's adapter calls it frame_skip)
+    repeat = int(opts.get("action_repeat", opts.get("frame_skip", 1)))
     obs, size = opts.get("obs"), opts.get("size")
     if obs == "proprio":
         observation = "state (proprioceptive)"
+    elif env == "atari" and size:  # the Atari papers state colour and stack depth too
+        stack = int(opts.get("frame_stack", 1))
+        observation = (f"{size}x{size} {'grayscale' if opts.get('grayscale') else 'RGB'}, "
+                       f"{stack} frame{'s' if stack > 1 else ''}")
     elif (obs == "pixels" or env == "mario") and size:
         observation = f"{size}x{size} pixels"
     else:
@@ -122,9 +126,12 @@ def reference_tables(cells: list[dict], refs, paths: Mapping[str, tuple], baseli
         paper = {"env_steps": ref.budget_env_steps, "observation": ref.observation}
         comparable, reasons = V.comparability(ours, paper)
         _normalise_rows(rows, ref, baseline)
-        out.append({"name": ref.name, "citation": ref.citation, "metric": ref.metric,
-                    "ours_setting": ours, "paper_setting": paper, "comparable": comparable,
-                    "not_comparable_because": reasons, "rows": rows})
+        table = {"name": ref.name, "citation": ref.citation, "metric": ref.metric,
+                 "ours_setting": ours, "paper_setting": paper, "comparable": comparable,
+                 "not_comparable_because": reasons, "rows": rows}
+        if ref.aggregates:  # as published: over the paper's games, not this report's
+            table["paper_aggregates"] = {"over": ref.aggregates_over, **ref.aggregates}
+        out.append(table)
     return out
 
 

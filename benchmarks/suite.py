@@ -196,6 +196,18 @@ class ReferenceSpec(_Strict):
     # to its own random policy and scratch baseline
     random_return: dict[str, float] = Field(default_factory=dict)
     our_random_return: dict[str, float] = Field(default_factory=dict)
+    # the paper's own aggregates (e.g. mean and median human-normalised score) and the games and
+    # scale they are over, in words: shown as published, beside our aggregates, never recomputed
+    aggregates: dict[Literal["mean", "median", "iqm", "optimality_gap"], float] = Field(
+        default_factory=dict)
+    aggregates_over: str | None = None
+
+    @model_validator(mode="after")
+    def _aggregates_say_what_they_are_over(self) -> "ReferenceSpec":
+        if self.aggregates and not self.aggregates_over:
+            raise ValueError(f"references.{self.name}.aggregates_over: missing (expected the "
+                             "games and scale the published aggregates are over, in words)")
+        return self
 
 
 class Suite(_Strict):

@@ -21,6 +21,8 @@ class Reference:
     observation: str | None = None
     random_return: Mapping[str, float] = field(default_factory=dict)
     our_random_return: Mapping[str, float] = field(default_factory=dict)
+    aggregates: Mapping[str, float] = field(default_factory=dict)
+    aggregates_over: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class SuiteFacts:
 def facts_from_suite(suite: Suite) -> SuiteFacts:
     m = suite.metrics
     refs = tuple(Reference(r.name, r.citation, r.metric, r.values, r.budget_env_steps,
-                           r.observation, dict(r.random_return), dict(r.our_random_return))
+                           r.observation, dict(r.random_return), dict(r.our_random_return),
+                           dict(r.aggregates), r.aggregates_over)
                  for r in suite.references)
     held = None if m.scores_hold_for is None else tuple(m.scores_hold_for)
     return SuiteFacts(suite.baseline, dict(m.thresholds), dict(m.learn_within), m.early_fraction,

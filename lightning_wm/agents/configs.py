@@ -145,6 +145,9 @@ EFFICIENTZERO_DEFAULTS: dict[str, Any] = dict(
     # many steps of a window's age (its Atari config: 100k, its training steps); 0 = fixed n
     off_policy_budget=0,
     target_every=200, lstm_horizon=5, temperature=1.0,
+    # the acting temperature halves at each of these update counts (EfficientZero: half and three
+    # quarters of its training steps); empty: constant
+    temperature_halvings=[],
     # EfficientZero's reanalysis searches with the root's Dirichlet noise too (pUCT only)
     reanalyse_noise=True,
     dirichlet_alpha=0.3, noise_fraction=0.25, pb_c_init=1.25, pb_c_base=19652.0, min_delta=0.01,
@@ -191,6 +194,12 @@ def check_efficientzero(cfg: Config) -> None:
                          f"{cfg['lr_warmup']!r} and {cfg['lr_decay_steps']!r}")
     if not 0.0 < float(cfg["lr_decay_rate"]) <= 1.0:
         raise ValueError(f"lr_decay_rate must be in (0, 1], got {cfg['lr_decay_rate']!r}")
+    halvings = cfg["temperature_halvings"]
+    if (not isinstance(halvings, (list, tuple))
+            or not all(isinstance(h, int) and h >= 0 for h in halvings)
+            or list(halvings) != sorted(halvings)):
+        raise ValueError(f"temperature_halvings must be a list of ascending update counts >= 0, "
+                         f"got {halvings!r}")
 
 
 def resolve_efficientzero(size: str, overrides: Config) -> dict[str, Any]:

@@ -13,7 +13,9 @@ it, so the replay stores no search statistics.
 Acting: representation and prediction at the root (every network in eval mode: BatchNorm
 everywhere), then the batched search (Gumbel by default, pUCT with Dirichlet noise at ``paper``
 size), whose step wraps dynamics and prediction (:class:`LatentStep`). Exploring: the Gumbel
-search's noisy choice, or a visit-count draw at ``temperature``; greedy: the noise-free choice.
+search's noisy choice, or a visit-count draw at ``temperature``, halved at each update count of
+``temperature_halvings`` (EfficientZero's schedule); greedy: the noise-free choice (pUCT: the most
+visited action, ties to the larger Q).
 
 One update on a window of K + n + 1 steps (the index mapping is in
 :mod:`~lightning_wm.agents.parts.efficientzero_loss`): the root is the observation at replay
@@ -60,7 +62,7 @@ from lightning_wm.agents.parts.muzero_targets import (EFFICIENTZERO_LOSS_WEIGHTS
                                                       cross_entropy, learning_rate_factor,
                                                       n_step_value_targets, off_policy_horizon,
                                                       scalar_cross_entropy, scale_gradient,
-                                                      value_prefix_targets)
+                                                      value_prefix_targets, visit_temperature)
 from lightning_wm.agents.parts.optimise import plain_backward, step_group
 from lightning_wm.agents.protocol import MAIN, AbsorbingOptions, Batches, DataNeeds, Terms
 from lightning_wm.nets.efficientzero import build_efficientzero
@@ -162,7 +164,10 @@ class EfficientZeroAgent(Agent):
                 stack.enter_context(modes(nets[name], train=False))
             latent = nets["representation"](obs)
             logits, value = step.predict(latent)
-            return search(step, latent, logits, value, self.cfg, explore)
+            temperature = visit_temperature(int(self.updates), float(self.cfg["temperature"]),
+                                            self.cfg["temperature_halvings"])
+            return search(step, latent, logits, value, self.cfg, explore,
+                          temperature=temperature)
 
     def act(self, obs: torch.Tensor, state: Any, explore: bool) -> tuple[torch.Tensor, Any]:
         result = self.plan(torch.as_tensor(obs, device=self.device), explore=explore)

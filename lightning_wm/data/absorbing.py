@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lightning_wm.data.frames import StoredEpisode
 from lightning_wm.data.replay import FIELDS, EpisodeReplay, window_ages
 
 if TYPE_CHECKING:  # annotation only: data/ needs nothing of the agent package at run time
@@ -68,7 +69,7 @@ def _episode_probs(replay: EpisodeReplay, starts: np.ndarray) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _absorbing_steps(ep: dict[str, np.ndarray], count: int, rng: np.random.Generator,
+def _absorbing_steps(ep: StoredEpisode, count: int, rng: np.random.Generator,
                      discrete: bool) -> dict[str, np.ndarray]:
     """``count`` absorbing steps after episode ``ep``'s last one."""
     width = ep["action"].shape[-1]
@@ -77,7 +78,8 @@ def _absorbing_steps(ep: dict[str, np.ndarray], count: int, rng: np.random.Gener
         action[np.arange(count), rng.integers(0, width, count)] = 1
     else:
         action = rng.uniform(-1.0, 1.0, (count, width)).astype(ep["action"].dtype)
-    return {"obs": np.repeat(ep["obs"][-1:], count, axis=0), "action": action,
+    last = len(ep["reward"])
+    return {"obs": np.repeat(ep.window("obs", last - 1, last), count, axis=0), "action": action,
             "reward": np.zeros(count, ep["reward"].dtype),
             "is_first": np.zeros(count, ep["is_first"].dtype),
             "is_terminal": np.ones(count, ep["is_terminal"].dtype)}
@@ -101,7 +103,7 @@ def sample_absorbing(replay: EpisodeReplay, rng: np.random.Generator, batch_size
         real = min(length, len(ep["reward"]) - int(o))
         pad = _absorbing_steps(ep, length - real, rng, discrete) if real < length else None
         for k in FIELDS:
-            piece = ep[k][o:o + real]
+            piece = ep.window(k, o, o + real)
             out[k].append(piece if pad is None else np.concatenate([piece, pad[k]]))
         out["is_absorbing"].append(np.arange(length) >= real)
     batch = {k: np.stack(v) for k, v in out.items()}

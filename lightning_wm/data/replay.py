@@ -4,7 +4,8 @@ Each stored step ``t`` holds ``obs_t``, the action that led to it (zeros on the 
 reward received on arriving, and flags ``is_first`` / ``is_terminal``. A sequence of length 2 is
 thus one transition ``(obs_0, action_1, reward_1, is_terminal_1, obs_1)``; Dreamer-style agents
 take longer sequences. Only finished episodes are sampled, so a crash mid-episode loses at most the
-steps of the episodes in flight (and the collector starts fresh ones on resume).
+steps of the episodes in flight (and the collector starts fresh ones on resume). Frame stacks are
+kept once per frame (:mod:`~lightning_wm.data.frames`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lightning_wm.data.frames import StoredEpisode
 from lightning_wm.data.portable import to_array, to_tensor
 
 FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
@@ -36,7 +38,7 @@ class EpisodeReplay:
         self.capacity = int(capacity)
         self.balance_tasks = balance_tasks
         self.ages = bool(ages)
-        self.episodes: deque[dict[str, np.ndarray]] = deque()
+        self.episodes: deque[StoredEpisode] = deque()
         self.task_ids: deque[int] = deque()
         self.num_steps = 0
         # per sequence length: each episode's starts of sequences ending on a positive reward,
@@ -51,7 +53,7 @@ class EpisodeReplay:
         length = len(episode["reward"])
         if any(len(episode[k]) != length for k in FIELDS):
             raise ValueError("episode fields differ in length")
-        self.episodes.append({k: np.asarray(episode[k]) for k in FIELDS})
+        self.episodes.append(StoredEpisode.of({k: np.asarray(episode[k]) for k in FIELDS}))
         self.task_ids.append(int(task_id))
         self.num_steps += length
         while self.num_steps > self.capacity and len(self.episodes) > 1:
@@ -96,7 +98,7 @@ class EpisodeReplay:
         for e, o in zip(chosen, offsets):
             ep = self.episodes[e]
             for k in FIELDS:
-                out[k].append(ep[k][o:o + length])
+                out[k].append(ep.window(k, o, o + length))
         batch = {k: np.stack(v) for k, v in out.items()}
         batch["task_id"] = np.repeat(tasks[chosen][:, None], length, axis=1)
         if self.ages:
@@ -122,13 +124,13 @@ class EpisodeReplay:
     def state_dict(self) -> dict[str, Any]:
         # tensors, not arrays: a weights-only load reads them (dtype and values kept exactly)
         return {"capacity": self.capacity,
-                "episodes": [{k: to_tensor(v) for k, v in ep.items()} for ep in self.episodes],
+                "episodes": [{k: v if isinstance(v, int) else to_tensor(v)
+                              for k, v in ep.state().items()} for ep in self.episodes],
                 "task_ids": [int(t) for t in self.task_ids]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.capacity = int(state["capacity"])
-        self.episodes = deque({k: to_array(v) for k, v in ep.items()}
-                              for ep in state["episodes"])
+        self.episodes = deque(StoredEpisode.from_state(ep, to_array) for ep in state["episodes"])
         self.task_ids = deque(int(t) for t in state["task_ids"])
         self.num_steps = sum(len(ep["reward"]) for ep in self.episodes)
         self._rewarding.clear()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.cli import main
 from benchmarks.graph import expand
 from benchmarks.results import load_results
 from benchmarks.suite import load_suite
+from lightning_wm import metrics as M
 from lightning_wm.envs.atari import EVALUATION_OPTIONS
 from lightning_wm.envs.atari_scores import ATARI100K_GAMES, ROM_IDS, SCORES, XTRA_EXTRA_GAMES
 
@@ -26,6 +28,21 @@ def test_the_suite_holds_every_game_with_the_published_scores():
             assert task not in m.random_scores and task not in m.reference_scores
         else:
             assert (m.random_scores[task], m.reference_scores[task]) == (ref.random, ref.human)
+
+
+def test_published_aggregates_recompute_from_the_published_games():
+    # the paper's aggregates, normalised with the suite's random and human scores through our
+    # metrics: a typo in a game's score or in the aggregates shows up here
+    suite = load_suite("atari100k")
+    m = suite.metrics
+    (ref,) = [r for r in suite.references if r.aggregates]
+    games = sorted(ref.values)
+    assert len(games) == len(ATARI100K_GAMES) == 26
+    raw = np.array([[ref.values[g]["efficientzero"] for g in games]])
+    scores = M.normalise(raw, np.array([m.random_scores[g] for g in games]),
+                         np.array([m.reference_scores[g] for g in games]))
+    assert {"mean": M.mean(scores), "median": M.median(scores), "iqm": M.iqm(scores)} == \
+        pytest.approx(ref.aggregates, abs=5e-4)
 
 
 def test_training_and_evaluation_envs_follow_the_protocol():

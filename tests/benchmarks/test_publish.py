@@ -13,7 +13,7 @@ import pytest
 from benchmarks.cli import EXIT_INPUT, EXIT_OK, main
 from benchmarks.publish import render as H
 from benchmarks.publish.site import MARKER, publish
-from benchmarks.results import RECORD, Provenance, ResultError
+from benchmarks.results import RECORD, Provenance
 from publish_data import lookup, make_results, save_run
 
 HOSTILE = "<script>alert(1)</script>"

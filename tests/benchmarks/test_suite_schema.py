@@ -430,3 +430,18 @@ def test_human_references_need_not_be_thresholds(tmp_path):
     data["metrics"].update(reference="human", random_scores={"slippery": 0.0},
                            reference_scores={"slippery": 0.94})  # the threshold is 0.8
     assert load_suite(_write(tmp_path, data)).metrics.reference == "human"
+
+
+def test_published_aggregates_must_say_what_they_are_over(tmp_path):
+    data = copy.deepcopy(VALID)
+    ref = {"name": "paper", "citation": "A and B (2020), A Paper", "metric": "final",
+           "values": {"slippery": {"scratch": 0.5}}, "aggregates": {"mean": 0.4}}
+    data["references"] = [ref]
+    with pytest.raises(SuiteError, match="aggregates_over"):
+        load_suite(_write(tmp_path, data))
+    ref["aggregates_over"] = "the paper's 3 tasks, raw returns"
+    loaded = load_suite(_write(tmp_path, data)).references[0]
+    assert loaded.aggregates == {"mean": 0.4}
+    ref["aggregates"] = {"average": 0.4}  # not one of the aggregates the report knows
+    with pytest.raises(SuiteError, match="references.0.aggregates: .*'median'"):
+        load_suite(_write(tmp_path, data))

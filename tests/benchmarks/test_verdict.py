@@ -79,6 +79,10 @@ def test_task_setup_reads_options_and_env_defaults():
     assert task_setup("pendulum_swingup", {"obs": "proprio"}) == TaskSetup(2, "state (proprioceptive)")
     assert task_setup("pendulum_swingup", {"action_repeat": 4}) == TaskSetup(4, "64x64 pixels")
     assert task_setup("corridor", {}) == TaskSetup(1, None)
+    # ALE: frame skip 4 and EfficientZero's observation by default, as the Atari papers state it
+    assert task_setup("atari", {"game": "pong"}) == TaskSetup(4, "96x96 RGB, 4 frames")
+    assert task_setup("atari", {"game": "pong", "size": 16, "grayscale": True,
+                                "frame_stack": 2}) == TaskSetup(4, "16x16 grayscale, 2 frames")
     assert task_setup("no_such_env", {}) == TaskSetup()
 
 

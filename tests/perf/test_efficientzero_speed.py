@@ -106,8 +106,9 @@ def test_update_speed(benchmark, case):
 
 
 def test_bytes_per_transition_at_paper_size():
-    """The replay stores each decision's observation once (no next-observation copy), as uint8;
-    at paper size that observation is the 4-frame RGB stack, 12 × 96 × 96 bytes."""
+    """The replay stores each decision's observation once (no next-observation copy), as uint8,
+    and each frame of the 4-frame RGB stack once: 3 × 96 × 96 new bytes a step, plus the first
+    stack's 3 older frames per episode."""
     pytest.importorskip("ale_py")
     from lightning_wm.data.collector import Collector
     from lightning_wm.data.replay import EpisodeReplay
@@ -117,10 +118,12 @@ def test_bytes_per_transition_at_paper_size():
     # Breakout: a lost life ends a training episode, so episodes finish within the 300 steps
     collector = Collector(lambda t: make_env("atari", {"game": "breakout"}), [0], 1, 4, 0)
     collector.collect(None, 300, replay)
-    steps = sum(len(e["obs"]) for e in replay.episodes)
-    stored = sum(v.nbytes for e in replay.episodes for v in e.values())
-    obs = sum(e["obs"].nbytes for e in replay.episodes)
-    assert replay.episodes[0]["obs"].dtype == np.uint8
-    assert obs == steps * 12 * 96 * 96
-    print(f"\nbytes per stored transition at paper size: {stored / steps:.0f} "
-          f"(observation {obs / steps:.0f}, the rest {(stored - obs) / steps:.0f}) over {steps}")
+    episodes = list(replay.episodes)
+    steps = sum(len(e["reward"]) for e in episodes)
+    stored = sum(e.nbytes for e in episodes)
+    rest = sum(e[k].nbytes for e in episodes for k in e if k != "obs")
+    assert all(e.packed for e in episodes) and episodes[0]["obs"].dtype == np.uint8
+    assert stored - rest == (steps + 3 * len(episodes)) * 3 * 96 * 96
+    print(f"\nbytes per stored transition at paper size: {stored / steps:.0f} (observation "
+          f"{(stored - rest) / steps:.0f}, the rest {rest / steps:.0f}) over {steps} steps in "
+          f"{len(episodes)} episodes; unpacked stacks would take {12 * 96 * 96}")

@@ -102,12 +102,14 @@ class LatentStep:
 
 
 def search(step: LatentStep, latent: Tensor, logits: Tensor, value: Tensor,
-           cfg: Mapping[str, Any], explore: bool, root_noise: bool | None = None) -> SearchResult:
+           cfg: Mapping[str, Any], explore: bool, root_noise: bool | None = None,
+           temperature: float | None = None) -> SearchResult:
     """One batched search from roots (latent ``[B, ...]``, policy logits, scalar value) with the
     options of a resolved EfficientZero config. ``explore`` False: no Gumbel or Dirichlet noise
     and, for pUCT, the most visited action (evaluation). ``root_noise`` (pUCT only; default:
     ``explore``) mixes Dirichlet noise into the root prior whatever ``explore`` says:
-    EfficientZero's reanalysis searches with it but needs no sampled action."""
+    EfficientZero's reanalysis searches with it but needs no sampled action. ``temperature``
+    (pUCT, exploring; default: the config's) is the visit-count draw's."""
     noise = explore if root_noise is None else root_noise
     root = step.root_state(latent)
     # on the CPU reading the tree's depth back is free and makes the descent ~15x shorter (same
@@ -124,5 +126,6 @@ def search(step: LatentStep, latent: Tensor, logits: Tensor, value: Tensor,
                          pb_c_base=float(cfg["pb_c_base"]),
                          dirichlet_alpha=float(cfg["dirichlet_alpha"]),
                          noise_fraction=float(cfg["noise_fraction"]) if noise else 0.0,
-                         temperature=float(cfg["temperature"]) if explore else 0.0,
+                         temperature=(float(cfg["temperature"] if temperature is None
+                                            else temperature) if explore else 0.0),
                          min_delta=float(cfg["min_delta"]), read_depth=read_depth)

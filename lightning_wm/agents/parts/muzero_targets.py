@@ -27,6 +27,8 @@ the state s_{t+k}; unroll step k = 1..K is the k-th application of the dynamics.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -284,3 +286,12 @@ def learning_rate_factor(update: int, warmup: int, decay_rate: float, decay_step
     if update < warmup:
         return update / warmup
     return decay_rate ** ((update - warmup) // decay_steps)
+
+
+def visit_temperature(update: int, base: float, halvings: Sequence[int]) -> float:
+    """The acting temperature at update ``update``: ``base`` halved at each update count of
+    ``halvings`` already reached. EfficientZero acts at T = 1, 0.5 and 0.25 over the first half,
+    the third quarter and the last quarter of its training steps: ``halvings`` = (½, ¾) × steps.
+    A search of few simulations spreads its visits, so at T = 1 acting is nearly random; the
+    schedule acts more on what the search found as training goes on."""
+    return float(base) * 0.5 ** sum(update >= int(h) for h in halvings)

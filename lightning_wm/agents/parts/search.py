@@ -275,11 +275,20 @@ def dirichlet_noise(batch: int, actions: int, alpha: float,
 
 
 def select_action(visit_counts: Tensor, temperature: float,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """Sample a ∝ N(a)^(1/T) from root visit counts [B, A]; T = 0 is the argmax (lowest index
-    on ties), as MuZero acts greedily in evaluation and with T ∈ {1, 0.5, 0.25} in training."""
+                  generator: torch.Generator | None = None, q: Tensor | None = None) -> Tensor:
+    """Sample a ∝ N(a)^(1/T) from root visit counts [B, A]; T = 0 is the most visited action, as
+    MuZero acts greedily in evaluation and with T ∈ {1, 0.5, 0.25} in training.
+
+    Greedy ties go to the larger ``q`` (the root children's Q, [B, A]), then to the lower index.
+    A search of few simulations over many actions often ends in a tie (16 over 9 actions: seven
+    actions with two visits each), and the lowest index there is NOOP on every Atari game: the
+    Q values the search computed are the better judge.
+    """
     if temperature == 0.0:
-        return visit_counts.argmax(-1)
+        most = visit_counts == visit_counts.amax(-1, keepdim=True)
+        if q is None:
+            return most.to(torch.int8).argmax(-1)
+        return torch.where(most, q, -math.inf).argmax(-1)
     probs = torch.softmax(torch.log(visit_counts.float()) / temperature, -1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
@@ -324,7 +333,7 @@ def muzero_search(root_logits: Tensor, root_value: Tensor, root_state: State, st
         bound = descent_bound(tree, sim, read_depth)
         parent, action, path = descend(tree, action, mean_q, inner, bound)
         backup(tree, path, sim + 1, expand(tree, sim, parent, action, step), discount)
-    visits, _ = child_stats(tree, root, discount)
+    visits, q = child_stats(tree, root, discount)
     return SearchResult(visits.long(), tree.value_sum[:, 0] / tree.visit_count[:, 0],
                         visits / visits.sum(-1, keepdim=True),
-                        select_action(visits, temperature, generator))
+                        select_action(visits, temperature, generator, q))

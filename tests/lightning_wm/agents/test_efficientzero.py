@@ -312,3 +312,23 @@ def test_learning_rate_schedule_is_checked():
         _agent(lr_decay_rate=0.0)
     with pytest.raises(ValueError, match="lr_warmup"):
         _agent(lr_warmup=-1)
+
+
+def test_acting_temperature_follows_the_schedule(monkeypatch):
+    import lightning_wm.agents.efficientzero as module
+    seen = []
+    real = module.search
+
+    def spy(*args, **kw):
+        seen.append(kw["temperature"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, "search", spy)
+    agent = _agent(search="puct", simulations=2, temperature=1.0, temperature_halvings=[1, 3])
+    for update in (0, 1, 2, 3, 9):
+        agent.updates.fill_(update)
+        agent.act(torch.eye(8)[:2], agent.initial_state(2), explore=True)
+    assert seen == [1.0, 0.5, 0.5, 0.25, 0.25]
+    for bad in ([3, 1], [-1], "10"):
+        with pytest.raises(ValueError, match="temperature_halvings"):
+            _agent(temperature_halvings=bad)

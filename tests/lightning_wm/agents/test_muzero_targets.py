@@ -15,7 +15,8 @@ from lightning_wm.agents.parts.muzero_targets import (EFFICIENTZERO_LOSS_WEIGHTS
                                                       scalar_cross_entropy,
                                                       scalar_to_categorical, scale_gradient,
                                                       two_hot, value_prefix_targets,
-                                                      value_transform, visit_policy)
+                                                      value_transform, visit_policy,
+                                                      visit_temperature)
 
 T = torch.tensor
 NAN = float("nan")
@@ -240,3 +241,10 @@ def test_learning_rate_warms_up_then_decays_in_steps():
     factors = [learning_rate_factor(u, 4, 0.1, 10) for u in (0, 1, 2, 3, 4, 13, 14, 23, 24)]
     assert factors == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 0.1, 0.1, 0.01])
     assert [learning_rate_factor(u, 0, 1.0, 100) for u in (0, 10**6)] == [1.0, 1.0]
+
+
+def test_visit_temperature_halves_at_each_listed_update():
+    # EfficientZero's 1 / 0.5 / 0.25 over a run of 8 updates: halvings at 4 and 6
+    assert [visit_temperature(u, 1.0, [4, 6]) for u in (0, 3, 4, 5, 6, 100)] == [
+        1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    assert visit_temperature(7, 2.0, []) == 2.0

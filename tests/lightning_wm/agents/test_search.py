@@ -224,12 +224,29 @@ def test_dirichlet_noise_is_seeded_and_fraction_zero_is_noiseless():
 def test_action_selection_by_temperature():
     counts = T([[1.0, 3.0]]).expand(4000, 2)
     assert select_action(T([[1.0, 3.0, 3.0]]), 0.0).tolist() == [1]  # greedy, first of the tied
+    # with the children's Q, greedy ties go to the larger Q (a visit more still wins), then index
+    q = T([[9.0, 0.2, 0.7]])
+    assert select_action(T([[1.0, 3.0, 3.0]]), 0.0, q=q).tolist() == [2]
+    assert select_action(T([[1.0, 4.0, 3.0]]), 0.0, q=q).tolist() == [1]
+    assert select_action(T([[3.0, 3.0, 1.0]]), 0.0, q=T([[0.5, 0.5, 9.0]])).tolist() == [0]
     g = torch.Generator().manual_seed(0)
     # T = 1: p ∝ (1, 3) → 0.75; T = 0.5: p ∝ (1, 9) → 0.9
     assert select_action(counts, 1.0, g).float().mean().item() == pytest.approx(0.75, abs=0.025)
     assert select_action(counts, 0.5, g).float().mean().item() == pytest.approx(0.9, abs=0.02)
     again = select_action(counts, 1.0, torch.Generator().manual_seed(0))
     assert torch.equal(again, select_action(counts, 1.0, torch.Generator().manual_seed(0)))
+
+
+def test_greedy_puct_breaks_a_visit_tie_by_q():
+    # two simulations, uniform prior: each action once (sim 1 a0 by index, sim 2 the unvisited
+    # a1 by the prior term); Q(a0) = 0.2 + 0.5·0.5 = 0.45 < Q(a1) = 0 + 0.5·1.0 = 0.5, so the
+    # greedy action is a1 although the visits tie and a0 has the lower index
+    table = binary_table(rewards={(0, 0): 0.2}, values={1: 0.5, 2: 1.0}, priors={})
+    result = search(table, 2)
+    assert result.visit_counts.tolist() == [[1, 1]]
+    assert result.action.tolist() == [1]
+    swapped = binary_table(rewards={(0, 0): 0.4}, values={1: 0.5, 2: 1.0}, priors={})
+    assert search(swapped, 2).action.tolist() == [0]  # Q(a0) = 0.65 now
 
 
 def test_sequential_halving_schedule_by_hand():
