@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from benchmarks import report as R
 # the leaderboard.md formatters: one way of printing a number or an interval across both outputs
-from benchmarks.report_md import _charged_text, _fmt, _num, _thr
+from benchmarks.report_md import _aggregate_name, _charged_text, _fmt, _num, _thr
 from lightning_wm.metrics.curves import THRESHOLD_DEFINITION
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,8 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
-    env.filters.update(num=_num, ci=_fmt, thr=_thr, charged=_charged_text, short=_short)
+    env.filters.update(num=_num, ci=_fmt, thr=_thr, charged=_charged_text, short=_short,
+                       aggregate=_aggregate_name)
     return env
 
 

@@ -32,7 +32,7 @@ def stack_block(obs: np.ndarray) -> int:
 
 def pack(obs: np.ndarray, block: int) -> np.ndarray:
     """``[k − 1 + T, c, H, W]``: the first observation's k blocks, then each later newest block."""
-    t, depth = obs.shape[:2]
+    depth = obs.shape[1]
     head = obs[0].reshape(depth // block, block, *obs.shape[2:])
     return np.concatenate([head, obs[1:, depth - block:]])
 
@@ -93,11 +93,13 @@ class StoredEpisode(Mapping):
         frames = 0 if self._frames is None else self._frames.nbytes
         return frames + sum(v.nbytes for v in self._fields.values())
 
-    def state(self) -> dict[str, Any]:
-        """Arrays and an int: the fields as stored (packed frames stay packed)."""
-        if self._frames is None:
-            return dict(self._fields)
-        return {**self._fields, "frames": self._frames, "depth": self._depth}
+    def state(self, to_tensor) -> dict[str, Any]:
+        """The fields as stored (packed frames stay packed), each array through ``to_tensor``;
+        :meth:`from_state` reads it back."""
+        state = {k: to_tensor(v) for k, v in self._fields.items()}
+        if self._frames is not None:
+            state.update(frames=to_tensor(self._frames), depth=self._depth)
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], to_array) -> "StoredEpisode":

@@ -124,8 +124,7 @@ class EpisodeReplay:
     def state_dict(self) -> dict[str, Any]:
         # tensors, not arrays: a weights-only load reads them (dtype and values kept exactly)
         return {"capacity": self.capacity,
-                "episodes": [{k: v if isinstance(v, int) else to_tensor(v)
-                              for k, v in ep.state().items()} for ep in self.episodes],
+                "episodes": [ep.state(to_tensor) for ep in self.episodes],
                 "task_ids": [int(t) for t in self.task_ids]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -285,9 +285,9 @@ def select_action(visit_counts: Tensor, temperature: float,
     Q values the search computed are the better judge.
     """
     if temperature == 0.0:
-        most = visit_counts == visit_counts.amax(-1, keepdim=True)
         if q is None:
-            return most.to(torch.int8).argmax(-1)
+            return visit_counts.argmax(-1)  # the first maximum
+        most = visit_counts == visit_counts.amax(-1, keepdim=True)
         return torch.where(most, q, -math.inf).argmax(-1)
     probs = torch.softmax(torch.log(visit_counts.float()) / temperature, -1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
