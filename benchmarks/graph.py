@@ -54,7 +54,7 @@ class RunSpec:
 SPEED_ONLY = ("env_workers",)
 #: training settings added after results were committed: a run carries them (and they enter its
 #: hash) only when set away from this default, so the runs before them keep their ids
-HASH_WHEN_SET = {"task_sampling": "round_robin", "reward_fraction": 0.0}
+HASH_WHEN_SET = {"task_sampling": "round_robin", "reward_fraction": 0.0, "segment_steps": 0}
 
 
 def run_training(training: dict[str, Any]) -> dict[str, Any]:

@@ -57,8 +57,34 @@ PAIRED_HEADINGS = {
                "Verdict (method minus baseline, paired by seed; 95% CIs)"),
 }
 
+#: columns of the paired table; a comparison of agents has no sources, so no source-cost columns
+PAIRED_COLUMNS = {
+    "transfer": ["task", "method", "pairs", "jumpstart", "transfer ratio",
+                 "decisions to threshold (transfer / scratch)", "reduction %", "P(improve)",
+                 "source decisions", "cost-charged AUC diff", "shared-cost AUC diff"],
+    "agents": ["task", "method", "pairs", "jumpstart", "AUC ratio",
+               "decisions to threshold (method / baseline)", "reduction %", "P(improve)"],
+}
 
-def _baseline_words(comparison: str) -> str:
+
+def paired_row(cell: dict, comparison: str) -> list[str]:
+    """One row of the paired table, as text, in the order of ``PAIRED_COLUMNS[comparison]``
+    (the markdown report and the leaderboard site both print it)."""
+    t = cell["transfer"]
+    thr, cc = t.get("threshold") or {}, t.get("cost_charged") or {}
+    row = [cell["task"], cell["method"], str(t["n_pairs"]), _fmt(t.get("jumpstart")),
+           _ratio_text(t),
+           f"{_num(thr.get('target_steps'))} / {_num(thr.get('scratch_steps'))}" if thr else "—",
+           _fmt(thr.get("reduction_ci")) if thr.get("reduction_ci") else
+           _num(thr.get("reduction_pct")), _fmt(t.get("probability_of_improvement"))]
+    if comparison == "transfer":
+        shared = t.get("cost_charged_shared")
+        row += [_num(cc.get("source_env_steps")), _charged_text(cc),
+                _charged_text(shared) if shared else "—"]
+    return row
+
+
+def baseline_words(comparison: str) -> str:
     return "scratch baseline" if comparison == "transfer" else "baseline (from scratch)"
 
 
@@ -69,26 +95,10 @@ def _md_cells(cells: list[dict], comparison: str = "transfer") -> list[str]:
         [[c["task"], c["method"], c["n_seeds"], _fmt(c["auc"]), _fmt(c["final"]),
           _fmt(c.get("best")), _thr(c.get("threshold")), c["n_failed"], c.get("n_pending", 0)]
          for c in cells])
-    rows = []
-    for c in (c for c in cells if c["transfer"]):
-        t = c["transfer"]
-        thr, cc = t.get("threshold") or {}, t.get("cost_charged") or {}
-        shared = t.get("cost_charged_shared")
-        rows.append([c["task"], c["method"], t["n_pairs"], _fmt(t.get("jumpstart")),
-                     _ratio_text(t),
-                     f"{_num(thr.get('target_steps'))} / {_num(thr.get('scratch_steps'))}" if thr else "—",
-                     _fmt(thr.get("reduction_ci")) if thr.get("reduction_ci") else
-                     _num(thr.get("reduction_pct")), _fmt(t.get("probability_of_improvement")),
-                     _num(cc.get("source_env_steps")), _charged_text(cc),
-                     _charged_text(shared) if shared else "—"])
+    rows = [paired_row(c, comparison) for c in cells if c["transfer"]]
     if rows:
-        headers = ["task", "method", "pairs", "jumpstart", "transfer ratio",
-                   "decisions to threshold (transfer / scratch)", "reduction %", "P(improve)",
-                   "source decisions", "cost-charged AUC diff", "shared-cost AUC diff"]
-        if comparison == "agents":  # no sources to charge; the ratio is of the two methods
-            headers[4:6] = ["AUC ratio", "decisions to threshold (method / baseline)"]
-            headers, rows = headers[:8], [row[:8] for row in rows]
-        lines += [f"## {PAIRED_HEADINGS[comparison][0]}", ""] + _table(headers, rows)
+        lines += ([f"## {PAIRED_HEADINGS[comparison][0]}", ""]
+                  + _table(PAIRED_COLUMNS[comparison], rows))
     return lines
 
 
@@ -203,7 +213,7 @@ def _md_group(rep: dict) -> list[str]:
     status = ", ".join(f"{n} {k}" for k, n in sorted(rep["status"].items()))
     lines = [f"# Leaderboard: suite `{rep['suite']}`, profile `{rep['profile']}`", "",
              f"- runs: {rep['n_runs']} ({status or 'none'}); date: {rep['generated']}",
-             f"- primary metric: {s['primary']}; {_baseline_words(comparison)}: `{s['baseline']}`; "
+             f"- primary metric: {s['primary']}; {baseline_words(comparison)}: `{s['baseline']}`; "
              f"early/final fraction: {s['early_fraction']}/{s['final_fraction']}"]
     lines += [f"- note: {n}" for n in rep["notes"]] + [""]
     lines += (_md_verdicts(rep.get("verdicts", []), comparison)

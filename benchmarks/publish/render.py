@@ -15,7 +15,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from benchmarks import report as R
 # the leaderboard.md formatters: one way of printing a number or an interval across both outputs
-from benchmarks.report_md import _aggregate_name, _charged_text, _fmt, _num, _thr
+from benchmarks.report_md import (PAIRED_COLUMNS, PAIRED_HEADINGS, _aggregate_name, _charged_text,
+                                  _fmt, _num, _thr, baseline_words, paired_row)
 from lightning_wm.metrics.curves import THRESHOLD_DEFINITION
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +76,9 @@ def environment() -> Environment:
                       keep_trailing_newline=True)
     env.filters.update(num=_num, ci=_fmt, thr=_thr, charged=_charged_text, short=_short,
                        aggregate=_aggregate_name)
+    # the paired table's headings, columns and cells are the markdown report's, not a copy
+    env.globals.update(paired_headings=PAIRED_HEADINGS, paired_columns=PAIRED_COLUMNS,
+                       paired_row=paired_row, baseline_words=baseline_words)
     return env
 
 

@@ -54,7 +54,7 @@ from lightning_wm.agents.parts import (DynamicsActorCritic, Recipe, WorldModel,
 from lightning_wm.agents.parts.world_model import COMPONENTS as WORLD_MODEL
 from lightning_wm.agents.parts.policy_gradient import one_step_advantage
 from lightning_wm.agents.protocol import (MAIN, Batch, Batches, DataNeeds, ExplicitPolicy,
-                                          MetaRewards, Reconstructs, Terms)
+                                          Instances, MetaRewards, Reconstructs, Terms)
 from lightning_wm.nets.dense import ActorHead
 from lightning_wm.nets.heads import MLPHead
 from lightning_wm.nets.latent import GaussianLatent
@@ -223,20 +223,23 @@ class DreamerAgent(Agent, Reconstructs, MetaRewards, ExplicitPolicy):
         nets = self.components if nets is None else nets
         return nets["actor"].dist(self._filtered(batch, nets)[:, :-1])
 
-    @torch.no_grad()
-    def instances(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The action chosen at step t (stored with step t+1) and the one-step advantage
-        r + γ(1 − terminal)V(s') − V(s) under this agent's critic and world model."""
-        value = self.components["value"](self._filtered(batch, self.components)).squeeze(-1)
-        advantage = one_step_advantage(self.world_model.reward_target(batch["reward"]), value,
-                                       batch["is_terminal"], batch["is_first"],
-                                       self.hparams.gamma)
+    def instances(self, batch: Batch) -> Instances:
+        """The action chosen at step t (stored with step t+1), the one-step advantage
+        r + γ(1 − terminal)V(s') − V(s) under this agent's critic and world model, and π at
+        step t, all on one posterior filtering of the window (a second one would draw other
+        latent samples, so the kept steps and their ratios would disagree)."""
+        feature = self._filtered(batch, self.components)
+        with torch.no_grad():
+            value = self.components["value"](feature).squeeze(-1)
+            advantage = one_step_advantage(self.world_model.reward_target(batch["reward"]),
+                                           value, batch["is_terminal"], batch["is_first"],
+                                           self.hparams.gamma)
         action = batch["action"][:, 1:].float()
         if not self.hparams.get("discrete", False):
             # a saturated ±1 (tanh of a large u in float32) has no finite density; both policies
             # read the same clipped action, so the ratio stays a ratio of densities
             action = action.clamp(-1.0 + _EDGE, 1.0 - _EDGE)
-        return action, advantage
+        return Instances(action, advantage, self.components["actor"].dist(feature[:, :-1]))
 
     @torch.no_grad()
     def act_with(self, nets, obs, is_first, state, generator):

@@ -26,7 +26,8 @@ from torch.distributions import Distribution, Independent, Normal, OneHotCategor
 from lightning_wm.agents.base import ALL, Agent
 from lightning_wm.agents.parts.optimise import plain_backward, step_group
 from lightning_wm.agents.parts.policy_gradient import clipped_surrogate, gae, sample
-from lightning_wm.agents.protocol import MAIN, Batches, DataNeeds, ExplicitPolicy, Terms
+from lightning_wm.agents.protocol import (MAIN, Batches, DataNeeds, ExplicitPolicy, Instances,
+                                          Terms)
 from lightning_wm.nets.conv import ConvEncoder
 from lightning_wm.nets.heads import MLPHead
 from lightning_wm.nets.normalise import RunningNorm
@@ -143,10 +144,10 @@ class PPOAgent(Agent, ExplicitPolicy):
         """π at every row of a prepared minibatch (its ``obs``)."""
         return self._policy_of(batch["obs"], self.components if nets is None else nets)
 
-    def instances(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The rows' actions and their GAE advantages (:meth:`prepare` computed them with the
-        current critic for every stream)."""
-        return batch["action"], batch["advantage"]
+    def instances(self, batch: Mapping[str, torch.Tensor]) -> Instances:
+        """The rows' actions, their GAE advantages (:meth:`prepare` computed them with the
+        current critic for every stream) and π at the rows."""
+        return Instances(batch["action"], batch["advantage"], self.policy(batch))
 
     @torch.no_grad()
     def act_with(self, nets: Mapping[str, nn.Module], obs: torch.Tensor, is_first: torch.Tensor,

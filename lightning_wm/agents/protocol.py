@@ -138,6 +138,13 @@ class MetaRewards(abc.ABC):
     def meta_rewards_installed(self) -> bool: ...
 
 
+class Instances(NamedTuple):
+    """What :meth:`ExplicitPolicy.instances` returns, decision for decision."""
+    action: torch.Tensor
+    advantage: torch.Tensor
+    policy: "torch.distributions.Distribution"
+
+
 class ExplicitPolicy(abc.ABC):
     """The agent acts from an explicit distribution π(a | history) over its action vectors: what
     kickstarting and instance transfer read and compare with a teacher's.
@@ -160,10 +167,12 @@ class ExplicitPolicy(abc.ABC):
         the agent's own components when ``None``). Gradients reach the policy head only."""
 
     @abc.abstractmethod
-    def instances(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the action taken at every decision of ``batch``, its advantage under the agent's
-        current critic, without gradient). A decision with no valid successor in the batch has
-        advantage −inf, so no threshold keeps it."""
+    def instances(self, batch: Batch) -> "Instances":
+        """The decisions of ``batch`` as instance transfer scores them: the action taken at each,
+        its advantage under the agent's current critic (no gradient; a decision with no valid
+        successor in the batch has advantage −inf, so no threshold keeps it), and the agent's
+        own π there, read from the same states as the advantage (gradients reach the policy
+        head only)."""
 
     @abc.abstractmethod
     def act_with(self, nets: Mapping[str, nn.Module], obs: torch.Tensor, is_first: torch.Tensor,

@@ -27,7 +27,7 @@ the draws, and hence the batches, are exactly those of ``EpisodeReplay.sample``.
 ``make_replay(capacity, agent.data_needs().absorbing)`` (the agent declares it in its
 :class:`~lightning_wm.agents.protocol.DataNeeds`; DreamerV2 does).
 As in Voskuil (2022), the end of an episode is treated as absorbing whether it terminated or was
-cut by a time limit.
+cut by a time limit; the end of a segment of an episode still in play (``continues``) is not.
 """
 from __future__ import annotations
 
@@ -51,9 +51,11 @@ def _max_absorbing(length: int, max_absorbing: int | None) -> int:
 
 def start_counts(replay: EpisodeReplay, length: int,
                  max_absorbing: int | None = None) -> np.ndarray:
-    """Per stored episode, how many start steps a ``length``-step window may have."""
+    """Per stored episode, how many start steps a ``length``-step window may have (a segment
+    that continues has no absorbing steps: its episode goes on in the next segment)."""
     lengths = np.array([len(ep["reward"]) for ep in replay.episodes], dtype=np.int64)
-    return np.maximum(lengths - length + 1 + _max_absorbing(length, max_absorbing), 0)
+    ends = np.array([not c for c in replay.continues], dtype=np.int64)
+    return np.maximum(lengths - length + 1 + _max_absorbing(length, max_absorbing) * ends, 0)
 
 
 def _episode_probs(replay: EpisodeReplay, starts: np.ndarray) -> np.ndarray:

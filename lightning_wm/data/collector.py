@@ -76,7 +76,11 @@ class Collector:
 
     def __init__(self, make_env: EnvFactory, tasks: list[int], num_envs: int, action_dim: int,
                  seed: int, task_sampling: str = "round_robin", env_workers: int = 0,
-                 make_eval_env: EnvFactory | None = None) -> None:
+                 make_eval_env: EnvFactory | None = None, segment_steps: int = 0,
+                 overlap: int = 1) -> None:
+        if segment_steps and not segment_steps > overlap >= 1:
+            raise ValueError(f"segment_steps ({segment_steps}) must exceed the overlap "
+                             f"({overlap}, at least 1) of consecutive segments")
         if task_sampling not in ("round_robin", "uniform"):
             raise ValueError(f"task_sampling must be 'round_robin' or 'uniform', not {task_sampling!r}")
         if env_workers < 0:
@@ -85,6 +89,9 @@ class Collector:
         # evaluation may play another version of a task (Atari: whole games, raw game score)
         self.make_eval_env = make_env if make_eval_env is None else make_eval_env
         self.action_dim, self.seed, self.task_sampling = action_dim, seed, task_sampling
+        # an episode in play hands its steps to the replay every ``segment_steps`` (0: only when
+        # it ends); each segment repeats the previous one's last ``overlap`` steps
+        self.segment_steps, self.overlap = int(segment_steps), int(overlap)
         self.slots = [_Slot() for _ in range(num_envs)]
         self.episodes_started = 0
         self.env_steps = 0
@@ -152,10 +159,25 @@ class Collector:
             slot.steps[key].append(value)
         slot.obs = obs
         if not (terminated or truncated):
+            if self.segment_steps and len(slot.steps["reward"]) >= self.segment_steps:
+                self._hand_over_segment(slot, replay)
             return None
         replay.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task)
         slot.obs = None
         return slot.ret
+
+    def _hand_over_segment(self, slot: _Slot, replay: EpisodeReplay) -> None:
+        """Store the steps of ``slot``'s episode so far as a segment that continues, and go on
+        from its last ``overlap`` steps: a game without lives (Boxing: about 1,800 decisions)
+        would otherwise give a replay-based agent nothing to learn from until it ends. With the
+        overlap one shorter than the agent's windows, and no window of a continuing segment
+        running past its last step, every window of the episode is sampled from exactly one
+        segment, as if the episode had been stored whole (EfficientZero stores its games as
+        such blocks too). A segment's first step keeps its real action and reward: a window
+        starting there reads them as it would mid-episode."""
+        replay.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task,
+                           continues=True)
+        slot.steps = {k: v[-self.overlap:] for k, v in slot.steps.items()}
 
     def flush_in_flight(self, sink) -> None:
         """Hand every slot's unfinished episode so far to ``sink.add_episode`` as a segment,

@@ -3,9 +3,10 @@
 Each stored step ``t`` holds ``obs_t``, the action that led to it (zeros on the first step), the
 reward received on arriving, and flags ``is_first`` / ``is_terminal``. A sequence of length 2 is
 thus one transition ``(obs_0, action_1, reward_1, is_terminal_1, obs_1)``; Dreamer-style agents
-take longer sequences. Only finished episodes are sampled, so a crash mid-episode loses at most the
-steps of the episodes in flight (and the collector starts fresh ones on resume). Frame stacks are
-kept once per frame (:mod:`~lightning_wm.data.frames`).
+take longer sequences. Finished episodes are sampled, and segments of episodes still in play when
+the collector hands them over (``continues``: no window runs past such a segment's last step); a
+crash mid-episode loses at most the steps in flight since the last hand-over (the collector starts
+fresh episodes on resume). Frame stacks are kept once per frame (:mod:`~lightning_wm.data.frames`).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class EpisodeReplay:
         self.ages = bool(ages)
         self.episodes: deque[StoredEpisode] = deque()
         self.task_ids: deque[int] = deque()
+        self.continues: deque[bool] = deque()  # a segment of an episode that goes on elsewhere
         self.num_steps = 0
         # per sequence length: each episode's starts of sequences ending on a positive reward,
         # and their counts; rebuilt after the stored episodes change, not on every batch (a scan
@@ -49,16 +51,21 @@ class EpisodeReplay:
     def __len__(self) -> int:
         return self.num_steps
 
-    def add_episode(self, episode: dict[str, np.ndarray], task_id: int = 0) -> None:
+    def add_episode(self, episode: dict[str, np.ndarray], task_id: int = 0,
+                    continues: bool = False) -> None:
+        """Store ``episode`` (or, with ``continues``, a segment of one still in play, which the
+        next segment continues; samplers never pad past its end)."""
         length = len(episode["reward"])
         if any(len(episode[k]) != length for k in FIELDS):
             raise ValueError("episode fields differ in length")
         self.episodes.append(StoredEpisode.of({k: np.asarray(episode[k]) for k in FIELDS}))
         self.task_ids.append(int(task_id))
+        self.continues.append(bool(continues))
         self.num_steps += length
         while self.num_steps > self.capacity and len(self.episodes) > 1:
             self.num_steps -= len(self.episodes.popleft()["reward"])
             self.task_ids.popleft()
+            self.continues.popleft()
         self._rewarding.clear()
 
     def can_sample(self, length: int) -> bool:
@@ -125,11 +132,14 @@ class EpisodeReplay:
         # tensors, not arrays: a weights-only load reads them (dtype and values kept exactly)
         return {"capacity": self.capacity,
                 "episodes": [ep.state(to_tensor) for ep in self.episodes],
-                "task_ids": [int(t) for t in self.task_ids]}
+                "task_ids": [int(t) for t in self.task_ids],
+                "continues": [bool(c) for c in self.continues]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.capacity = int(state["capacity"])
         self.episodes = deque(StoredEpisode.from_state(ep, to_array) for ep in state["episodes"])
         self.task_ids = deque(int(t) for t in state["task_ids"])
+        # checkpoints written before segments existed hold whole episodes only
+        self.continues = deque(bool(c) for c in state.get("continues", [False] * len(self.task_ids)))
         self.num_steps = sum(len(ep["reward"]) for ep in self.episodes)
         self._rewarding.clear()

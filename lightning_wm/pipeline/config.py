@@ -8,7 +8,7 @@ TASK_SAMPLING = ("round_robin", "uniform")
 #: fields that count something a run needs at least one of, and fields where none is a choice
 POSITIVE = ("collect_every", "batch_size", "eval_every", "eval_episodes", "checkpoint_every",
             "replay_capacity", "num_envs")
-NON_NEGATIVE = ("updates_per_collect", "prefill", "env_workers")
+NON_NEGATIVE = ("updates_per_collect", "prefill", "env_workers", "segment_steps")
 #: the most env steps a run's budget may be (the suite schema bounds budgets the same way)
 MAX_STEPS = 10 ** 9
 #: upper bounds: a typo of a few digits must fail at validation, not allocate terabytes (a batch
@@ -16,7 +16,7 @@ MAX_STEPS = 10 ** 9
 #: Step counts and the replay (it grows as episodes arrive) are bounded by the longest budget;
 #: the rest are 60-130x the largest value a committed suite uses.
 UPPER = {"collect_every": MAX_STEPS, "prefill": MAX_STEPS, "eval_every": MAX_STEPS,
-         "checkpoint_every": MAX_STEPS, "replay_capacity": MAX_STEPS,
+         "checkpoint_every": MAX_STEPS, "replay_capacity": MAX_STEPS, "segment_steps": MAX_STEPS,
          "updates_per_collect": 100_000, "batch_size": 4096, "eval_episodes": 10_000,
          "num_envs": 1024, "env_workers": 256}
 
@@ -41,6 +41,8 @@ class TrainingConfig:
     task_sampling: str = "round_robin"  # a multi-task run's next episode: TASK_SAMPLING
     reward_fraction: float = 0.0  # of each batch, from sequences that end on a positive reward
     env_workers: int = 0   # processes stepping the slots' envs in parallel (0: in this process)
+    # replay-based agents: an episode in play is stored every this many steps (0: when it ends)
+    segment_steps: int = 0
 
     def __post_init__(self) -> None:
         # the suite schema binds a profile's ``training`` block to this type, so a bad value is

@@ -97,13 +97,25 @@ class PipelineDataModule(L.LightningDataModule):
         # each rank collects its share with its own envs and seeds
         collector = Collector(self.make_env, self.tasks, cfg.num_envs, self.action_dim,
                               derive_seed(self.seed, 5, self.rank), cfg.task_sampling,
-                              cfg.env_workers, self.make_eval_env)
+                              cfg.env_workers, self.make_eval_env, *self._segments())
         main = self._main_source(np.random.default_rng(derive_seed(self.seed, 4, self.rank)))
         evaluator = Evaluator(self.tasks, cfg.eval_every, cfg.eval_episodes, cfg.eval_epsilon)
         self.driver = Driver(collector, main, evaluator, cfg, -(-self.budget // self.world),
                              self.world)
         self.pipeline = Pipeline(self.driver, self.make_env, self.tasks, self.action_dim,
                                  self.seed, self.rank, self.world, cfg)
+
+    def _segments(self) -> tuple[int, int]:
+        """(segment_steps, overlap) for the collector: consecutive segments share one step
+        fewer than the agent's windows, so each window lies whole in exactly one of them."""
+        steps, length = self.config.segment_steps, self.needs.sequence_length
+        if steps and self.needs.on_policy:
+            raise ValueError("training.segment_steps is for replay-based agents: an on-policy "
+                             "agent already learns from each phase's segments; set it to 0")
+        if steps and steps <= length:
+            raise ValueError(f"training.segment_steps must exceed the agent's window length "
+                             f"({length}), got {steps}")
+        return steps, max(length - 1, 1)
 
     def _main_source(self, rng: np.random.Generator) -> ReplaySource | SegmentSource:
         cfg = self.config

@@ -150,11 +150,11 @@ class InstanceTransfer(TransferCallback):
         batch = batches.get(self.stream)
         if batch is None or not len(batch["action"]):  # nothing collected yet
             return torch.zeros((), device=agent.device)
-        action, advantage = agent.instances(batch)
+        action, advantage, policy = agent.instances(batch)
         with torch.no_grad():
             behaviour = agent.policy(batch, self._teacher.to(agent.device)).log_prob(action)
-        return clipped_surrogate(agent.policy(batch).log_prob(action), behaviour, advantage,
-                                 self.clip, advantage >= self.zeta)
+        return clipped_surrogate(policy.log_prob(action), behaviour, advantage, self.clip,
+                                 advantage >= self.zeta)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "generator": self.generator.get_state()}

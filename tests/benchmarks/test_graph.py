@@ -248,10 +248,13 @@ def _budgets(role, steps):
     (lambda d: d["profiles"]["smoke"]["training"].__setitem__("reward_fraction", 0.0), set()),
     (lambda d: d["profiles"]["smoke"]["training"].__setitem__("reward_fraction", 0.25),
      {SRC, SCRATCH} | TRANSFER),
+    (lambda d: d["profiles"]["smoke"]["training"].__setitem__("segment_steps", 0), set()),
+    (lambda d: d["profiles"]["smoke"]["training"].__setitem__("segment_steps", 50),
+     {SRC, SCRATCH} | TRANSFER),
 ], ids=["target-budget", "source-budget", "profile-agent-config", "method-config",
         "baseline-config", "source-config", "callback-arg", "callback-components",
         "target-env-options", "source-env-options", "training", "description-only",
-        "later-setting-at-default", "later-setting-set"])
+        "later-setting-at-default", "later-setting-set", "segments-at-default", "segments-set"])
 def test_hash_tracks_what_determines_the_outcome(mutate, changed, smoke, tmp_path):
     after = expand(_suite(tmp_path, mutate), "smoke")
     assert _changed(smoke, after) == changed

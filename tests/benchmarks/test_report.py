@@ -338,3 +338,26 @@ def test_agents_comparison_drops_the_source_cost_columns(root):
     header = next(line for line in text.splitlines() if line.startswith("| task | method | pairs"))
     assert "AUC ratio" in header and "(method / baseline)" in header
     assert "source decisions" not in header and "cost-charged" not in header
+
+
+@pytest.mark.parametrize("transfer_methods", [("transfer",), ()])
+def test_the_site_prints_the_same_paired_table_as_the_markdown(root, transfer_methods):
+    # one definition of the paired columns and cells: the leaderboard page must not drift from
+    # leaderboard.md (it once printed the raw reduction % where the markdown gave its CI)
+    import re
+
+    from benchmarks.publish import render as H
+    facts = SuiteFacts(baseline="scratch", primary="auc", transfer_methods=transfer_methods)
+    rep = build_report(load_results(root), facts, reps=50)
+    html = H.render("group.html.j2", report=rep, root="../../", generated="now", figures=[],
+                    downloads=[], provenance=[], rejected=[], origins=[], definitions=[],
+                    diag_names=[])
+    table = html[html.index('<table class="transfer">'):]
+    table = table[:table.index("</table>")]
+    heads = re.findall(r"<th>(.*?)</th>", table)
+    cells = re.findall(r"<td>(.*?)</td>", table)
+    md = [line for line in report_md._md_group(rep) if line.startswith("| task | method | pairs")]
+    assert heads == md[0].strip("| ").split(" | ")
+    assert len(heads) == (11 if transfer_methods else 8)
+    row = next(c for c in rep["cells"] if c["transfer"])
+    assert cells[:len(heads)] == report_md.paired_row(row, rep["settings"]["comparison"])

@@ -112,3 +112,17 @@ def test_declared_needs_pick_the_replay_and_state_round_trips():
         np.testing.assert_array_equal(x[k], y[k])
     with pytest.raises(ValueError, match="no stored episode"):
         AbsorbingReplay(10).sample(np.random.default_rng(0), 1, 4)
+
+
+def test_a_segment_that_continues_is_never_padded_and_round_trips():
+    replay = AbsorbingReplay(10**6)
+    replay.add_episode(episode(0, 6, terminal=False), continues=True)
+    assert start_counts(replay, 4).tolist() == [3]  # 6 - 4 + 1 starts, no absorbing ones
+    replay.add_episode(episode(1, 6), continues=False)
+    assert start_counts(replay, 4).tolist() == [3, 6]  # the episode's last segment is padded
+    batch = sample_absorbing(replay, np.random.default_rng(0), 64, 4)
+    from_segment = batch["obs"][:, 0, 0] == 0  # the segment's windows (obs[t] = (0, t))
+    assert from_segment.any() and not batch["is_absorbing"][from_segment].any()
+    again = AbsorbingReplay(10**6)
+    again.load_state_dict(replay.state_dict())
+    assert list(again.continues) == [True, False]

@@ -556,3 +556,49 @@ def test_evaluation_plays_the_evaluation_envs_and_training_its_own():
     replay = EpisodeReplay(10_000)
     returns = collector.collect(right_policy(), 5, replay)
     assert returns == [pytest.approx(1 - 4 * 0.1)]
+
+
+# -- segments of episodes in play -------------------------------------------------------------------
+def _windows(episodes, length):
+    """Every ``length``-step window of ``episodes`` (each field's bytes), as a sorted list."""
+    out = []
+    for ep in episodes:
+        for o in range(len(ep["reward"]) - length + 1):
+            out.append(tuple(np.asarray(ep[k][o:o + length]).tobytes()
+                             for k in ("obs", "action", "reward", "is_terminal")))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_segments_hold_every_window_of_the_whole_episodes_once(num_envs):
+    # a long corridor walked at random: episodes of dozens of steps, cut every 7 steps
+    whole = Collector(corridor_factory(length=12, max_steps=60), [0], num_envs, ACTION_DIM, 3)
+    cut = Collector(corridor_factory(length=12, max_steps=60), [0], num_envs, ACTION_DIM, 3,
+                    segment_steps=7, overlap=2)
+    a, b = EpisodeReplay(10**6), EpisodeReplay(10**6)
+    whole.collect(None, 300, a)
+    cut.collect(None, 300, b)
+    assert len(a.episodes) >= 2 and any(len(ep["reward"]) > 7 for ep in a.episodes)
+    assert all(len(ep["reward"]) <= 7 for ep, c in zip(b.episodes, b.continues) if c)
+    # the steps in flight too (each slot's episode so far), in both replays
+    whole.flush_in_flight(a)
+    cut.flush_in_flight(b)
+    assert _windows(b.episodes, 3) == _windows(a.episodes, 3)  # overlap 2: windows of 3, once
+    assert sum(b.continues) > 0 and stored_steps(b) > stored_steps(a)
+
+
+def test_a_segment_continues_with_the_last_overlap_steps_and_their_real_fields():
+    c = Collector(corridor_factory(length=40, max_steps=100), [0], 1, ACTION_DIM, 0,
+                  segment_steps=5, overlap=2)
+    replay = EpisodeReplay(10**6)
+    c.collect(None, 9, replay)  # the episode's first 10 steps (reset + 9): two segments
+    first, second = replay.episodes[0], replay.episodes[1]
+    assert list(replay.continues) == [True, True]
+    assert len(first["reward"]) == 5 and first["is_first"][0] and not second["is_first"][0]
+    for k in ("obs", "action", "reward", "is_first", "is_terminal"):
+        np.testing.assert_array_equal(second[k][:2], first[k][-2:])
+
+
+def test_segments_need_more_steps_than_their_overlap():
+    with pytest.raises(ValueError, match="segment_steps"):
+        Collector(corridor_factory(), [0], 1, ACTION_DIM, 0, segment_steps=3, overlap=3)

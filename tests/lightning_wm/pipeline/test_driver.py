@@ -74,3 +74,31 @@ def test_offline_source_needs_long_enough_episodes():
     short = [{k: v[:1] for k, v in ep.items()} for ep in _episodes()]
     with pytest.raises(ValueError, match="2 steps"):
         OfflineSource(short, np.random.default_rng(0), 4, 2)
+
+
+@pytest.mark.parametrize("segment_steps, learns", [(0, False), (25, True)])
+def test_a_replay_agent_learns_inside_episodes_that_outlast_the_budget(tmp_path, segment_steps,
+                                                                        learns):
+    # a 400-cell corridor walked at random never ends within 300 decisions: without segments
+    # the replay holds nothing to sample and no update runs
+    from lightning_wm.training import train
+    torch.manual_seed(0)
+    agent = make_agent("tiny_q", (400,), 2, True)
+    cfg = TrainingConfig(collect_every=50, updates_per_collect=2, prefill=50, batch_size=4,
+                         eval_every=300, eval_episodes=1, segment_steps=segment_steps)
+    result = train(agent, lambda t: make_env("corridor", {"length": 400}), [0], 2, budget=300,
+                   seed=0, config=cfg, run_dir=tmp_path)
+    assert (result.updates > 0) == learns
+
+
+@pytest.mark.parametrize("agent_name, steps, match", [
+    ("tiny_q", 2, "must exceed the agent's window length"),
+    ("ppo", 25, "replay-based agents"),
+])
+def test_segment_steps_are_checked_against_the_agent(tmp_path, agent_name, steps, match):
+    from lightning_wm.training import train
+    agent = make_agent(agent_name, (8,), 2, True)
+    cfg = TrainingConfig(collect_every=50, prefill=0, segment_steps=steps)
+    with pytest.raises(ValueError, match=match):
+        train(agent, lambda t: make_env("corridor", {"length": 8}), [0], 2, budget=100, seed=0,
+              config=cfg, run_dir=tmp_path)

@@ -100,10 +100,10 @@ def test_kickstart_on_dreamer_is_the_pre_tanh_cross_entropy_by_hand(teacher):
 def test_instances_line_up_with_the_policy_and_mask_episode_starts():
     agent = _agent()
     b = _batch(agent, first_at=3)
-    action, advantage = agent.instances(b)
+    action, advantage, policy = agent.instances(b)
     T = agent.sequence_length
     assert action.shape == (3, T - 1, ACT) and torch.equal(action, b["action"][:, 1:])
-    assert agent.policy(b).batch_shape == advantage.shape == (3, T - 1)
+    assert agent.policy(b).batch_shape == policy.batch_shape == advantage.shape == (3, T - 1)
     # step 2 -> 3 crosses into another episode: never kept; every other step is finite
     assert advantage[0, 2] == float("-inf")
     assert torch.isfinite(advantage).sum() == advantage.numel() - 1
@@ -113,19 +113,20 @@ def test_instances_line_up_with_the_policy_and_mask_episode_starts():
 def test_instance_transfer_on_dreamer_keeps_exactly_the_steps_at_or_above_zeta(name, tmp_path):
     student = _agent(name)
     b = _batch(student)
-    _, advantage = student.instances(b)
+    _, advantage, _ = student.instances(b)
     zeta = float(advantage.flatten().median())  # keeps about half
     it = InstanceTransfer("unused", zeta=zeta)
     it._teacher = teacher_from_self(student, seed=5)
     torch.manual_seed(4)
     term = it.term(student, {"teacher": b})
     torch.manual_seed(4)  # the same draws, in the callback's order
-    action, advantage = student.instances(b)
-    keep = advantage >= zeta
-    assert 0 < keep.sum() < keep.numel()
+    action, advantage, _ = student.instances(b)
     with torch.no_grad():
         behaviour = student.policy(b, it._teacher).log_prob(action)
-    student_log_prob = student.policy(b).log_prob(action)
+    torch.manual_seed(4)  # the student's π on the very states its advantages were scored on
+    student_log_prob = student.instances(b).policy.log_prob(action)
+    keep = advantage >= zeta
+    assert 0 < keep.sum() < keep.numel()
     by_hand = clipped_surrogate(student_log_prob[keep], behaviour[keep], advantage[keep], 0.2)
     assert torch.isfinite(term) and term.item() == pytest.approx(by_hand.item(), rel=1e-5)
 
@@ -192,3 +193,18 @@ def test_the_teacher_stream_trains_the_world_model_and_the_actor(teacher, tmp_pa
           run_dir=tmp_path, callbacks=[InstanceTransfer(path, steps=20)])
     assert "actor/instance" in terms["actor"]
     assert {"teacher:decoder/nll", "teacher:reward/nll"} <= terms["model"]
+
+
+def test_instances_score_and_read_the_policy_on_one_filtering():
+    # the posterior's latent samples differ between filterings: the advantages that choose the
+    # kept steps and the student's π in their ratio must come from the same one
+    agent = _agent()
+    b = _batch(agent)
+    assert not torch.equal(agent._filtered(b, agent.components),
+                           agent._filtered(b, agent.components))  # two filterings disagree
+    torch.manual_seed(7)
+    feature = agent._filtered(b, agent.components)
+    torch.manual_seed(7)
+    action, _, policy = agent.instances(b)
+    expected = agent.components["actor"].dist(feature[:, :-1]).log_prob(action)
+    assert torch.equal(policy.log_prob(action), expected)
