@@ -152,6 +152,9 @@ EFFICIENTZERO_DEFAULTS: dict[str, Any] = dict(
     reanalyse_noise=True,
     dirichlet_alpha=0.3, noise_fraction=0.25, pb_c_init=1.25, pb_c_base=19652.0, min_delta=0.01,
     num_considered=16, c_visit=50.0, c_scale=0.1,
+    # the smallest Q range Gumbel's min-max rescale stretches onto [0, 1] (pUCT's min_delta);
+    # the default only avoids 0 / 0, as in Danihelka et al.'s
+    gumbel_min_delta=1e-8,
     action_encoding="scalar", normalise_latent=False,
     # windows may start at any step and run past an episode's end (EfficientZero pads its
     # targets there); plain windows never unroll over an episode's last n transitions
@@ -184,6 +187,10 @@ def check_efficientzero(cfg: Config) -> None:
                 "value_support", "reward_support", "num_considered"):
         if int(cfg[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]!r}")
+    for key in ("min_delta", "gumbel_min_delta"):
+        if not float(cfg[key]) > 0.0:
+            raise ValueError(f"{key} must be > 0 (the smallest Q range the search stretches onto "
+                             f"[0, 1]), got {cfg[key]!r}")
     if not 0.0 < float(cfg["gamma"]) <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {cfg['gamma']!r}")
     if int(cfg["off_policy_budget"]) < 0:

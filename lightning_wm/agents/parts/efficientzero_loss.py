@@ -120,7 +120,8 @@ def search(step: LatentStep, latent: Tensor, logits: Tensor, value: Tensor,
                              discount=float(cfg["gamma"]),
                              num_considered=int(cfg["num_considered"]),
                              c_visit=float(cfg["c_visit"]), c_scale=float(cfg["c_scale"]),
-                             gumbel_scale=1.0 if explore else 0.0, read_depth=read_depth)
+                             gumbel_scale=1.0 if explore else 0.0,
+                             min_range=float(cfg["gumbel_min_delta"]), read_depth=read_depth)
     return muzero_search(logits, value, root, step, int(cfg["simulations"]),
                          discount=float(cfg["gamma"]), pb_c_init=float(cfg["pb_c_init"]),
                          pb_c_base=float(cfg["pb_c_base"]),

@@ -57,10 +57,12 @@ def completed_q(logits: Tensor, visits: Tensor, q: Tensor, value: Tensor) -> Ten
     return torch.where(visited, q, mixed.unsqueeze(-1))
 
 
-def rescale(q: Tensor, eps: float = 1e-8) -> Tensor:
-    """Min-max over the last dim onto [0, 1] (all zeros when the values are equal)."""
+def rescale(q: Tensor, min_range: float = 1e-8) -> Tensor:
+    """Min-max over the last dim onto [0, 1] (all zeros when the values are equal); a range
+    below ``min_range`` is divided by ``min_range`` instead, so Q values that differ by less are
+    not stretched to the whole interval (pUCT's ``min_delta`` does the same)."""
     lo, hi = q.amin(-1, keepdim=True), q.amax(-1, keepdim=True)
-    return (q - lo) / (hi - lo).clamp(min=eps)
+    return (q - lo) / (hi - lo).clamp(min=min_range)
 
 
 def sigma(q_hat: Tensor, visits: Tensor, c_visit: float, c_scale: float) -> Tensor:
@@ -69,18 +71,18 @@ def sigma(q_hat: Tensor, visits: Tensor, c_visit: float, c_scale: float) -> Tens
 
 
 def improved_policy(logits: Tensor, visits: Tensor, q: Tensor, value: Tensor, c_visit: float,
-                    c_scale: float) -> Tensor:
+                    c_scale: float, min_range: float = 1e-8) -> Tensor:
     """π' = softmax(logits + σ(rescale(completed Q))), the paper's policy target (eq. 11)."""
-    completed = rescale(completed_q(logits, visits, q, value))
+    completed = rescale(completed_q(logits, visits, q, value), min_range)
     return torch.softmax(logits + sigma(completed, visits, c_visit, c_scale), -1)
 
 
 def _root_score(tree: Tree, gumbel: Tensor, discount: float, c_visit: float,
-                c_scale: float) -> tuple[Tensor, Tensor]:
+                c_scale: float, min_range: float) -> tuple[Tensor, Tensor]:
     """g + logits + σ(q̂) over the root's actions and their visit counts, [B, A] each."""
     visits, q = child_stats(tree, torch.zeros_like(tree.rows), discount)
     logits = tree.prior_logits[:, 0]
-    q_hat = rescale(completed_q(logits, visits, q, tree.raw_value[:, 0]))
+    q_hat = rescale(completed_q(logits, visits, q, tree.raw_value[:, 0]), min_range)
     return gumbel + logits + sigma(q_hat, visits, c_visit, c_scale), visits
 
 
@@ -103,7 +105,7 @@ def _plan(num_simulations: int, num_considered: int) -> list[tuple[int, int, boo
 def gumbel_search(root_logits: Tensor, root_value: Tensor, root_state: State, step: StepFn,
                   num_simulations: int, *, discount: float = 0.997, num_considered: int = 16,
                   c_visit: float = 50.0, c_scale: float = 0.1, gumbel_scale: float = 1.0,
-                  generator: torch.Generator | None = None,
+                  min_range: float = 1e-8, generator: torch.Generator | None = None,
                   read_depth: bool = False) -> SearchResult:
     """Gumbel MuZero over ``num_simulations`` simulations from B roots (contract: see
     :mod:`lightning_wm.agents.parts.search`).
@@ -113,7 +115,8 @@ def gumbel_search(root_logits: Tensor, root_value: Tensor, root_state: State, st
     as under ``torch.compile``; scale 0: a deterministic search for evaluation). Each phase of
     :func:`halving_phases` first keeps the best k of the previous survivors, then visits each of
     them round by round. Returns the improved policy as the target and argmax over the survivors
-    of g + logits + σ(q̂) as the action. ``read_depth``: see
+    of g + logits + σ(q̂) as the action. ``min_range``: the smallest Q range :func:`rescale`
+    stretches onto [0, 1] (the default only avoids 0 / 0). ``read_depth``: see
     :func:`~lightning_wm.agents.parts.search.descent_bound`.
     """
     if num_simulations < 1:
@@ -124,12 +127,12 @@ def gumbel_search(root_logits: Tensor, root_value: Tensor, root_state: State, st
     gumbel = gumbel_scale * -torch.log(-torch.log(u.clamp(min=tiny, max=1.0 - 1e-7)))
     tree = new_tree(root_logits, root_value, root_state, num_simulations)
     candidates = torch.ones_like(root_logits, dtype=torch.bool)
-    knobs = (discount, c_visit, c_scale)
+    knobs = (discount, c_visit, c_scale, min_range)
 
     def inner(node: Tensor, carry: Tensor) -> tuple[Tensor, Tensor]:
         visits, q = child_stats(tree, node, discount)
         policy = improved_policy(tree.prior_logits[tree.rows, node], visits, q,
-                                 tree.raw_value[tree.rows, node], c_visit, c_scale)
+                                 tree.raw_value[tree.rows, node], c_visit, c_scale, min_range)
         return (policy - visits / (1.0 + visits.sum(-1, keepdim=True))).argmax(-1), carry
 
     for sim, (k, before, starts) in enumerate(_plan(num_simulations, min(num_considered, a))):

@@ -314,6 +314,12 @@ def test_learning_rate_schedule_is_checked():
         _agent(lr_warmup=-1)
 
 
+@pytest.mark.parametrize("key", ["min_delta", "gumbel_min_delta"])
+def test_the_q_floors_must_be_positive(key):
+    with pytest.raises(ValueError, match=key):
+        _agent(**{key: 0.0})
+
+
 def test_acting_temperature_follows_the_schedule(monkeypatch):
     import lightning_wm.agents.efficientzero as module
     seen = []

@@ -311,6 +311,32 @@ def test_improved_policy_by_hand():
         by_hand)
 
 
+def test_improved_policy_does_not_stretch_q_below_its_floor():
+    # the same node with min_range 2: Q spans 0.5 < 2, so q̂ = (Q − 0.5)/2 = (0.25, 0, 0.104688)
+    # and σ = 5.2 q̂ = (1.3, 0, 0.544375); Q differing by little moves the prior by little
+    logits, visits = torch.log(T([[0.5, 0.3, 0.2]])), T([[2.0, 1.0, 0.0]])
+    q, value = T([[1.0, 0.5, 0.0]]), T([0.4])
+    weights = [0.5 * math.exp(1.3), 0.3, 0.2 * math.exp(5.2 * 0.209375 / 2)]
+    got = improved_policy(logits, visits, q, value, 50.0, 0.1, min_range=2.0)[0].tolist()
+    assert got == pytest.approx([w / sum(weights) for w in weights])
+    # ... and a floor below the range changes nothing
+    assert improved_policy(logits, visits, q, value, 50.0, 0.1, min_range=0.4)[0].tolist() == \
+        pytest.approx(improved_policy(logits, visits, q, value, 50.0, 0.1)[0].tolist())
+
+
+def test_gumbel_search_with_a_q_floor_keeps_near_equal_q_close_to_the_prior():
+    # Q (0.2, 0.21, 0.2): stretched, a 0.01 edge becomes σ = 5.2 for action 1; floored at 1 it
+    # is 0.052, and the target stays within 2 % of the prior
+    table = one_step_table([0.2, 0.21, 0.2], [0.5, 0.3, 0.2])
+    stretched = gumbel_search(*table.root(), table.step, 4, num_considered=3, gumbel_scale=0.0)
+    floored = gumbel_search(*table.root(), table.step, 4, num_considered=3, gumbel_scale=0.0,
+                            min_range=1.0)
+    assert stretched.policy_target[0, 1] > 0.9
+    weights = [0.5, 0.3 * math.exp(5.2 * 0.01), 0.2]
+    assert floored.policy_target[0].tolist() == pytest.approx([w / sum(weights) for w in weights],
+                                                              rel=1e-4)
+
+
 def test_gumbel_search_targets_and_acts_on_the_improved_policy():
     # n = 4, m = 3: phases (3, ⌊4/6⌋ → 1), (2, 1): one visit each, then the best two by
     # logits + σ(q̂) with Q = (0.2, 0.8, 0.5): q̂ = (0, 1, 0.5), σ = 5.1 q̂, scores
