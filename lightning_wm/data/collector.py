@@ -68,6 +68,14 @@ class _Slot:
         self.steps: dict[str, list] = {}
         self.ret = 0.0
 
+    def episode(self) -> dict[str, np.ndarray]:
+        """The steps so far, one array per field (the layout a replay or segment sink takes)."""
+        return {k: np.asarray(v) for k, v in self.steps.items()}
+
+    def keep_last(self, n: int) -> None:
+        """Go on from the last ``n`` steps, the rest having been handed over."""
+        self.steps = {k: v[-n:] for k, v in self.steps.items()}
+
 
 class Collector:
     """Steps ``num_envs`` slots in lock-step; with ``env_workers`` >= 1 their envs live in that
@@ -162,7 +170,7 @@ class Collector:
             if self.segment_steps and len(slot.steps["reward"]) >= self.segment_steps:
                 self._hand_over_segment(slot, replay)
             return None
-        replay.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task)
+        replay.add_episode(slot.episode(), slot.task)
         slot.obs = None
         return slot.ret
 
@@ -175,9 +183,8 @@ class Collector:
         segment, as if the episode had been stored whole (EfficientZero stores its games as
         such blocks too). A segment's first step keeps its real action and reward: a window
         starting there reads them as it would mid-episode."""
-        replay.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task,
-                           continues=True)
-        slot.steps = {k: v[-self.overlap:] for k, v in slot.steps.items()}
+        replay.add_episode(slot.episode(), slot.task, continues=True)
+        slot.keep_last(self.overlap)
 
     def flush_in_flight(self, sink) -> None:
         """Hand every slot's unfinished episode so far to ``sink.add_episode`` as a segment,
@@ -190,8 +197,8 @@ class Collector:
         for slot in self.slots:
             if slot.obs is None or len(slot.steps["reward"]) < 2:
                 continue
-            sink.add_episode({k: np.asarray(v) for k, v in slot.steps.items()}, slot.task)
-            slot.steps = {k: [v[-1]] for k, v in slot.steps.items()}
+            sink.add_episode(slot.episode(), slot.task)
+            slot.keep_last(1)
 
     def abandon_episodes(self) -> None:
         """Drop the episodes in flight (on resume: they were not in the checkpoint)."""
